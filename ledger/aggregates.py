@@ -1,0 +1,653 @@
+"""Aggregates of the open policy process: they decide, events record, ``when`` evolves.
+
+Each command method checks the process rules against the aggregate's own state and then
+triggers exactly one event. Rules that need other aggregates (does this organisation exist?)
+are checked by the application before it calls the command. Nothing here touches a database
+or the web.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import singledispatchmethod
+from typing import Any, ClassVar, Self
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import register_topic
+
+from ledger import events as ev
+from ledger.actors import Actor
+from ledger.errors import InvalidInputError, RuleViolationError, StaleVersionError
+
+__all__ = [
+    "CONSENSUS_STATES",
+    "DECISIONS",
+    "DISCLOSURE_MODES",
+    "FINAL_STATUSES",
+    "ORGANISATION_KINDS",
+    "OUTCOME_ITEM_KINDS",
+    "PUBLICATION_KINDS",
+    "STATUS_TRANSITIONS",
+    "Correction",
+    "LedgerAggregate",
+    "Meeting",
+    "Organisation",
+    "Process",
+    "Proposal",
+    "Publication",
+    "apply_changes",
+]
+
+ORGANISATION_KINDS = (
+    "department",
+    "local_authority",
+    "public_body",
+    "civil_society",
+    "academic",
+    "advisory_group",
+    "business",
+)
+DISCLOSURE_MODES = ("on_record", "non_attributed", "chatham_house", "private")
+DECISIONS = ("agreed", "disagreed", "withdrawn", "no_decision")
+CONSENSUS_STATES = ("banked", "still_to_discuss", "options")
+OUTCOME_ITEM_KINDS = ("decision", "action", "agreement", "disagreement", "option")
+PUBLICATION_KINDS = (
+    "meeting_note",
+    "minutes",
+    "discussion_paper",
+    "policy_paper",
+    "consultation_document",
+    "consultation_response",
+    "report",
+    "legislation",
+    "other",
+)
+STATUS_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "draft": ("discussion", "consultation", "withdrawn"),
+    "discussion": ("consultation", "revised", "recommended", "withdrawn", "superseded"),
+    "consultation": ("discussion", "revised", "recommended", "withdrawn", "superseded"),
+    "revised": ("discussion", "consultation", "recommended", "withdrawn", "superseded"),
+    "recommended": ("revised", "enacted", "withdrawn", "superseded"),
+    "enacted": (),
+    "withdrawn": (),
+    "superseded": (),
+}
+FINAL_STATUSES = frozenset(s for s, nxt in STATUS_TRANSITIONS.items() if not nxt)
+_CLOSED_DECISIONS = frozenset({"agreed", "disagreed", "withdrawn"})
+
+
+def _text(name: str, value: Any, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be text")
+    if not allow_empty and not value.strip():
+        raise InvalidInputError(f"{name} must not be empty")
+    return value
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidInputError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+    return str(value)
+
+
+def _sha256_hex(value: Any) -> str:
+    text = _text("sha256", value)
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise InvalidInputError("sha256 must be 64 lowercase hex digits")
+    return text
+
+
+def _check_sections(sections: Any) -> list[dict[str, str]]:
+    if not isinstance(sections, list) or not sections:
+        raise InvalidInputError("a proposal needs at least one section")
+    seen: set[str] = set()
+    clean = []
+    for section in sections:
+        if not isinstance(section, dict):
+            raise InvalidInputError("each section must be an object with id, heading and text")
+        section_id = _text("section id", section.get("id"))
+        if section_id in seen:
+            raise InvalidInputError(f"section id {section_id!r} appears twice")
+        seen.add(section_id)
+        clean.append(
+            {
+                "id": section_id,
+                "heading": _text("section heading", section.get("heading", ""), allow_empty=True),
+                "text": _text("section text", section.get("text", ""), allow_empty=True),
+            }
+        )
+    return clean
+
+
+def apply_changes(
+    sections: list[dict[str, str]], changes: list[dict[str, str]]
+) -> list[dict[str, str]]:
+    """Return the sections after an amendment's changes; raise if a change does not fit.
+
+    Ops: ``replace`` (new text and optionally heading of ``section_id``), ``insert`` (a new
+    section ``section_id`` placed after ``after``, or first when ``after`` is empty) and
+    ``delete``.
+    """
+    result = [dict(s) for s in sections]
+    for change in changes:
+        op = change.get("op")
+        section_id = _text("change section_id", change.get("section_id"))
+        ids = [s["id"] for s in result]
+        if op == "replace":
+            if section_id not in ids:
+                raise InvalidInputError(f"there is no section {section_id!r} to replace")
+            target = result[ids.index(section_id)]
+            target["text"] = _text("change text", change.get("text", ""), allow_empty=True)
+            if "heading" in change:
+                target["heading"] = _text("change heading", change["heading"], allow_empty=True)
+        elif op == "insert":
+            if section_id in ids:
+                raise InvalidInputError(f"section {section_id!r} already exists")
+            after = change.get("after", "")
+            position = 0
+            if after:
+                if after not in ids:
+                    raise InvalidInputError(f"there is no section {after!r} to insert after")
+                position = ids.index(after) + 1
+            result.insert(
+                position,
+                {
+                    "id": section_id,
+                    "heading": _text("change heading", change.get("heading", ""), allow_empty=True),
+                    "text": _text("change text", change.get("text", ""), allow_empty=True),
+                },
+            )
+        elif op == "delete":
+            if section_id not in ids:
+                raise InvalidInputError(f"there is no section {section_id!r} to delete")
+            del result[ids.index(section_id)]
+            if not result:
+                raise InvalidInputError("an amendment cannot delete every section")
+        else:
+            raise InvalidInputError(f"change op must be replace, insert or delete (got {op!r})")
+    return result
+
+
+def _check_changes(changes: Any) -> list[dict[str, str]]:
+    if not isinstance(changes, list) or not changes:
+        raise InvalidInputError("an amendment needs at least one change")
+    clean = []
+    for change in changes:
+        if not isinstance(change, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in change.items()
+        ):
+            raise InvalidInputError("each change must be an object of text fields")
+        clean.append(dict(change))
+    return clean
+
+
+class LedgerAggregate(Aggregate):
+    """Common base: dispatches events to ``when`` and stamps actor and time.
+
+    ``KIND`` is the subject kind in entries and the stable topic of the aggregate class (not
+    ``TOPIC``, which would make eventsourcing demand topics for its generated events).
+    """
+
+    KIND: ClassVar[str] = ""
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot apply {type(event).__name__}")
+
+    def _record(self, event_class: type[ev.LedgerEvent], actor: Actor, at: datetime,
+                **fields: Any) -> None:
+        self.trigger_event(event_class, actor=actor.as_entry(), timestamp=at, **fields)
+
+    @classmethod
+    def _start(cls, event_class: type[ev.LedgerCreated], actor: Actor, at: datetime,
+               id: UUID | None, **fields: Any) -> Self:  # noqa: A002
+        return cls._create(event_class, id=id, actor=actor.as_entry(), timestamp=at, **fields)
+
+
+# Process -----------------------------------------------------------------------------------
+
+
+class Process(LedgerAggregate):
+    """An open policy-making process with its strands and phases."""
+
+    KIND = "process"
+
+    @classmethod
+    def start(cls, *, title: str, summary: str, actor: Actor, at: datetime,
+              id: UUID | None = None) -> Process:  # noqa: A002
+        return cls._start(ev.ProcessStarted, actor, at, id, title=_text("title", title),
+                          summary=_text("summary", summary, allow_empty=True))
+
+    def add_strand(self, *, strand_id: str, title: str, summary: str, actor: Actor,
+                   at: datetime) -> None:
+        _text("strand id", strand_id)
+        if strand_id in self.strands:
+            raise RuleViolationError(f"process already has a strand {strand_id!r}")
+        self._record(ev.StrandAdded, actor, at, strand_id=strand_id, title=_text("title", title),
+                     summary=_text("summary", summary, allow_empty=True))
+
+    def start_phase(self, *, phase_id: str, title: str, summary: str, actor: Actor,
+                    at: datetime) -> None:
+        _text("phase id", phase_id)
+        if any(p["id"] == phase_id for p in self.phases):
+            raise RuleViolationError(f"phase {phase_id!r} has already been started")
+        self._record(ev.PhaseStarted, actor, at, phase_id=phase_id, title=_text("title", title),
+                     summary=_text("summary", summary, allow_empty=True))
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        super().when(event)
+
+    @when.register
+    def _(self, event: ev.ProcessStarted) -> None:
+        self.title = event.title
+        self.summary = event.summary
+        self.strands: dict[str, dict[str, str]] = {}
+        self.phases: list[dict[str, str]] = []
+
+    @when.register
+    def _(self, event: ev.StrandAdded) -> None:
+        self.strands[event.strand_id] = {"title": event.title, "summary": event.summary}
+
+    @when.register
+    def _(self, event: ev.PhaseStarted) -> None:
+        self.phases.append({"id": event.phase_id, "title": event.title})
+
+    @property
+    def current_phase(self) -> str | None:
+        return self.phases[-1]["id"] if self.phases else None
+
+
+# Organisation ------------------------------------------------------------------------------
+
+
+class Organisation(LedgerAggregate):
+    """A department, local authority, public body, civil-society group …"""
+
+    KIND = "organisation"
+
+    @classmethod
+    def register(cls, *, name: str, org_kind: str, actor: Actor, at: datetime,
+                 id: UUID | None = None) -> Organisation:  # noqa: A002
+        return cls._start(ev.OrganisationRegistered, actor, at, id, name=_text("name", name),
+                          org_kind=_choice("organisation kind", org_kind, ORGANISATION_KINDS))
+
+    def add_membership(self, *, process_id: str, group: str, role: str, actor: Actor,
+                       at: datetime) -> None:
+        key = (process_id, _text("group", group))
+        if key in self.memberships:
+            raise RuleViolationError(f"{self.name} is already a member of {group!r}")
+        self._record(ev.MembershipAdded, actor, at, process_id=process_id, group=group,
+                     role=_text("role", role))
+
+    def end_membership(self, *, process_id: str, group: str, reason: str, actor: Actor,
+                       at: datetime) -> None:
+        if (process_id, group) not in self.memberships:
+            raise RuleViolationError(f"{self.name} is not a member of {group!r}")
+        self._record(ev.MembershipEnded, actor, at, process_id=process_id, group=group,
+                     reason=_text("reason", reason, allow_empty=True))
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        super().when(event)
+
+    @when.register
+    def _(self, event: ev.OrganisationRegistered) -> None:
+        self.name = event.name
+        self.org_kind = event.org_kind
+        self.memberships: dict[tuple[str, str], str] = {}
+
+    @when.register
+    def _(self, event: ev.MembershipAdded) -> None:
+        self.memberships[(event.process_id, event.group)] = event.role
+
+    @when.register
+    def _(self, event: ev.MembershipEnded) -> None:
+        del self.memberships[(event.process_id, event.group)]
+
+
+# Proposal ----------------------------------------------------------------------------------
+
+
+class Proposal(LedgerAggregate):
+    """A proposal's text, its amendments and decisions, its versions and its fate.
+
+    ``text_version`` counts versions of the text (1 when tabled, +1 per revision); it is
+    what amendments name as their base, unlike the aggregate ``version``, which counts events.
+    """
+
+    KIND = "proposal"
+
+    @classmethod
+    def table(cls, *, process_id: str, strand_id: str, title: str,
+              sections: list[dict[str, str]], sponsor_org: str, meeting_id: str | None,
+              actor: Actor, at: datetime, id: UUID | None = None) -> Proposal:  # noqa: A002
+        return cls._start(ev.ProposalTabled, actor, at, id, process_id=process_id,
+                          strand_id=strand_id, title=_text("title", title),
+                          sections=_check_sections(sections), sponsor_org=sponsor_org,
+                          meeting_id=meeting_id)
+
+    def _check_open(self, doing: str) -> None:
+        if self.status in FINAL_STATUSES:
+            raise RuleViolationError(f"proposal is {self.status}; it can no longer be {doing}")
+
+    def _check_base(self, base_version: int) -> None:
+        if base_version != self.text_version:
+            raise StaleVersionError(
+                f"acted on text version {base_version} but the current version is "
+                f"{self.text_version}",
+                current_version=self.text_version,
+            )
+
+    def propose_amendment(self, *, base_version: int, changes: list[dict[str, str]],
+                          rationale: str, proposer_org: str, meeting_id: str | None,
+                          actor: Actor, at: datetime) -> str:
+        self._check_open("amended")
+        self._check_base(base_version)
+        changes = _check_changes(changes)
+        apply_changes(self.sections, changes)  # refuse changes that do not fit the text
+        amendment_id = f"A{len(self.amendments) + 1}"
+        self._record(ev.AmendmentProposed, actor, at, amendment_id=amendment_id,
+                     base_version=base_version, changes=changes,
+                     rationale=_text("rationale", rationale, allow_empty=True),
+                     proposer_org=proposer_org, meeting_id=meeting_id)
+        return amendment_id
+
+    def decide_amendment(self, *, amendment_id: str, decision: str, consensus: str,
+                         dissenting_orgs: list[str], meeting_id: str | None, note: str,
+                         actor: Actor, at: datetime) -> None:
+        self._check_open("amended")
+        amendment = self._amendment(amendment_id)
+        if amendment["decision"] in _CLOSED_DECISIONS:
+            raise RuleViolationError(
+                f"amendment {amendment_id} was already decided ({amendment['decision']})"
+            )
+        if len(set(dissenting_orgs)) != len(dissenting_orgs):
+            raise InvalidInputError("dissenting organisations are listed twice")
+        self._record(ev.AmendmentDecided, actor, at, amendment_id=amendment_id,
+                     decision=_choice("decision", decision, DECISIONS),
+                     consensus=_choice("consensus", consensus, CONSENSUS_STATES),
+                     dissenting_orgs=list(dissenting_orgs), meeting_id=meeting_id,
+                     note=_text("note", note, allow_empty=True))
+
+    def revise(self, *, base_version: int, amendment_ids: list[str], note: str,
+               sections: list[dict[str, str]] | None, meeting_id: str | None, actor: Actor,
+               at: datetime) -> int:
+        self._check_open("revised")
+        self._check_base(base_version)
+        if not amendment_ids and sections is None:
+            raise InvalidInputError("a revision needs agreed amendments or new sections")
+        text = self.sections
+        for amendment_id in amendment_ids:
+            amendment = self._amendment(amendment_id)
+            if amendment["decision"] != "agreed":
+                raise RuleViolationError(
+                    f"amendment {amendment_id} is {amendment['decision'] or 'undecided'}; "
+                    "only agreed amendments can be incorporated"
+                )
+            if amendment["incorporated_in"] is not None:
+                raise RuleViolationError(
+                    f"amendment {amendment_id} is already in version "
+                    f"{amendment['incorporated_in']}"
+                )
+            if amendment["base_version"] != self.text_version:
+                raise StaleVersionError(
+                    f"amendment {amendment_id} was proposed against version "
+                    f"{amendment['base_version']}, but the text is at version "
+                    f"{self.text_version}; propose it again against the current text",
+                    current_version=self.text_version,
+                )
+            text = apply_changes(text, amendment["changes"])
+        if sections is not None:
+            text = _check_sections(sections)
+        self._record(ev.ProposalRevised, actor, at, text_version=self.text_version + 1,
+                     based_on=self.text_version, amendment_ids=list(amendment_ids),
+                     sections=text, note=_text("note", note, allow_empty=True),
+                     meeting_id=meeting_id)
+        return self.text_version
+
+    def change_status(self, *, new_status: str, reason: str, superseded_by: str | None,
+                      actor: Actor, at: datetime) -> None:
+        _choice("status", new_status, tuple(STATUS_TRANSITIONS))
+        if new_status not in STATUS_TRANSITIONS[self.status]:
+            allowed = ", ".join(STATUS_TRANSITIONS[self.status]) or "nothing: it is final"
+            raise RuleViolationError(
+                f"a {self.status} proposal cannot become {new_status} (allowed: {allowed})"
+            )
+        if (new_status == "superseded") != (superseded_by is not None):
+            raise InvalidInputError("superseded_by is required exactly when superseding")
+        self._record(ev.ProposalStatusChanged, actor, at, old_status=self.status,
+                     new_status=new_status, reason=_text("reason", reason, allow_empty=True),
+                     superseded_by=superseded_by)
+
+    def link_legislative_outcome(self, *, legislation: str, provision: str, note: str,
+                                 actor: Actor, at: datetime) -> None:
+        if self.status in ("withdrawn", "superseded"):
+            raise RuleViolationError(f"proposal is {self.status}; it has no legislative outcome")
+        self._record(ev.LegislativeOutcomeLinked, actor, at,
+                     legislation=_text("legislation", legislation),
+                     provision=_text("provision", provision, allow_empty=True),
+                     note=_text("note", note, allow_empty=True))
+
+    def _amendment(self, amendment_id: str) -> dict[str, Any]:
+        try:
+            return self.amendments[amendment_id]
+        except KeyError:
+            raise InvalidInputError(f"proposal has no amendment {amendment_id!r}") from None
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        super().when(event)
+
+    @when.register
+    def _(self, event: ev.ProposalTabled) -> None:
+        self.process_id = event.process_id
+        self.strand_id = event.strand_id
+        self.title = event.title
+        self.sponsor_org = event.sponsor_org
+        self.status = "draft"
+        self.text_version = 1
+        self.sections: list[dict[str, str]] = [dict(s) for s in event.sections]
+        self.amendments: dict[str, dict[str, Any]] = {}
+        self.outcomes: list[dict[str, str]] = []
+
+    @when.register
+    def _(self, event: ev.AmendmentProposed) -> None:
+        self.amendments[event.amendment_id] = {
+            "base_version": event.base_version,
+            "changes": event.changes,
+            "decision": None,
+            "incorporated_in": None,
+        }
+
+    @when.register
+    def _(self, event: ev.AmendmentDecided) -> None:
+        self.amendments[event.amendment_id]["decision"] = event.decision
+
+    @when.register
+    def _(self, event: ev.ProposalRevised) -> None:
+        self.text_version = event.text_version
+        self.sections = [dict(s) for s in event.sections]
+        for amendment_id in event.amendment_ids:
+            self.amendments[amendment_id]["incorporated_in"] = event.text_version
+
+    @when.register
+    def _(self, event: ev.ProposalStatusChanged) -> None:
+        self.status = event.new_status
+
+    @when.register
+    def _(self, event: ev.LegislativeOutcomeLinked) -> None:
+        self.outcomes.append({"legislation": event.legislation, "provision": event.provision})
+
+
+# Meeting -----------------------------------------------------------------------------------
+
+
+class Meeting(LedgerAggregate):
+    """A meeting: scheduled, held, its outcomes and its agreed minutes."""
+
+    KIND = "meeting"
+
+    @classmethod
+    def schedule(cls, *, process_id: str, strand_id: str | None, title: str, starts_at: str,
+                 disclosure: str, convenor_org: str, actor: Actor, at: datetime,
+                 id: UUID | None = None) -> Meeting:  # noqa: A002
+        return cls._start(ev.MeetingScheduled, actor, at, id, process_id=process_id,
+                          strand_id=strand_id, title=_text("title", title),
+                          starts_at=_text("starts_at", starts_at),
+                          disclosure=_choice("disclosure", disclosure, DISCLOSURE_MODES),
+                          convenor_org=convenor_org)
+
+    def record_held(self, *, attending_orgs: list[str], held_at: str, actor: Actor,
+                    at: datetime) -> None:
+        if self.held:
+            raise RuleViolationError("meeting has already been recorded as held")
+        if not attending_orgs:
+            raise InvalidInputError("a held meeting needs at least one attending organisation")
+        if len(set(attending_orgs)) != len(attending_orgs):
+            raise InvalidInputError("attending organisations are listed twice")
+        self._record(ev.MeetingHeld, actor, at, attending_orgs=list(attending_orgs),
+                     held_at=_text("held_at", held_at))
+
+    def record_outcome(self, *, items: list[dict[str, Any]], actor: Actor,
+                       at: datetime) -> str:
+        if not self.held:
+            raise RuleViolationError("outcomes can only be recorded for a meeting that was held")
+        if not isinstance(items, list) or not items:
+            raise InvalidInputError("an outcome needs at least one item")
+        for item in items:
+            if not isinstance(item, dict):
+                raise InvalidInputError("each outcome item must be an object")
+            _choice("outcome item kind", item.get("kind"), OUTCOME_ITEM_KINDS)
+            _text("outcome item text", item.get("text"))
+            if "consensus" in item:
+                _choice("consensus", item["consensus"], CONSENSUS_STATES)
+        outcome_id = f"O{self.outcome_count + 1}"
+        self._record(ev.MeetingOutcomeRecorded, actor, at, outcome_id=outcome_id, items=items)
+        return outcome_id
+
+    def agree_minutes(self, *, sha256: str, size: int, media_type: str, actor: Actor,
+                      at: datetime) -> None:
+        if not self.held:
+            raise RuleViolationError("minutes can only be agreed for a meeting that was held")
+        if self.minutes_sha256 is not None:
+            raise RuleViolationError("minutes were already agreed; record a correction instead")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidInputError("size must be a non-negative integer")
+        self._record(ev.MinutesAgreed, actor, at, sha256=_sha256_hex(sha256), size=size,
+                     media_type=_text("media_type", media_type))
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        super().when(event)
+
+    @when.register
+    def _(self, event: ev.MeetingScheduled) -> None:
+        self.process_id = event.process_id
+        self.title = event.title
+        self.disclosure = event.disclosure
+        self.held = False
+        self.attending_orgs: list[str] = []
+        self.outcome_count = 0
+        self.minutes_sha256: str | None = None
+
+    @when.register
+    def _(self, event: ev.MeetingHeld) -> None:
+        self.held = True
+        self.attending_orgs = list(event.attending_orgs)
+
+    @when.register
+    def _(self, event: ev.MeetingOutcomeRecorded) -> None:
+        self.outcome_count += 1
+
+    @when.register
+    def _(self, event: ev.MinutesAgreed) -> None:
+        self.minutes_sha256 = event.sha256
+
+
+# Publication -------------------------------------------------------------------------------
+
+
+class Publication(LedgerAggregate):
+    """A published document, named by the SHA-256 of its exact bytes."""
+
+    KIND = "publication"
+
+    @classmethod
+    def publish(cls, *, process_id: str, pub_kind: str, title: str, sha256: str, size: int,
+                media_type: str, proposal_ids: list[str], meeting_ids: list[str], actor: Actor,
+                at: datetime, id: UUID | None = None) -> Publication:  # noqa: A002
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidInputError("size must be a non-negative integer")
+        return cls._start(ev.PublicationPublished, actor, at, id, process_id=process_id,
+                          pub_kind=_choice("publication kind", pub_kind, PUBLICATION_KINDS),
+                          title=_text("title", title), sha256=_sha256_hex(sha256), size=size,
+                          media_type=_text("media_type", media_type),
+                          proposal_ids=list(proposal_ids), meeting_ids=list(meeting_ids))
+
+    def _check_current(self) -> None:
+        if self.state != "published":
+            raise RuleViolationError(f"publication is already {self.state}")
+
+    def withdraw(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        self._check_current()
+        self._record(ev.PublicationWithdrawn, actor, at, reason=_text("reason", reason))
+
+    def supersede(self, *, superseded_by: str, reason: str, actor: Actor, at: datetime) -> None:
+        self._check_current()
+        if superseded_by == str(self.id):
+            raise InvalidInputError("a publication cannot supersede itself")
+        self._record(ev.PublicationSuperseded, actor, at, superseded_by=superseded_by,
+                     reason=_text("reason", reason, allow_empty=True))
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        super().when(event)
+
+    @when.register
+    def _(self, event: ev.PublicationPublished) -> None:
+        self.title = event.title
+        self.sha256 = event.sha256
+        self.state = "published"
+
+    @when.register
+    def _(self, event: ev.PublicationWithdrawn) -> None:
+        self.state = "withdrawn"
+
+    @when.register
+    def _(self, event: ev.PublicationSuperseded) -> None:
+        self.state = "superseded"
+
+
+# Correction --------------------------------------------------------------------------------
+
+
+class Correction(LedgerAggregate):
+    """A correction of an earlier entry; the earlier entry itself never changes."""
+
+    KIND = "correction"
+
+    @classmethod
+    def record(cls, *, corrects_index: int, corrects_type: str, reason: str,
+               correction: dict[str, Any], actor: Actor, at: datetime) -> Correction:
+        if not isinstance(correction, dict):
+            raise InvalidInputError("correction must be an object of corrected fields")
+        return cls._start(ev.CorrectionRecorded, actor, at, None, corrects_index=corrects_index,
+                          corrects_type=corrects_type, reason=_text("reason", reason),
+                          correction=correction)
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        super().when(event)
+
+    @when.register
+    def _(self, event: ev.CorrectionRecorded) -> None:
+        self.corrects_index = event.corrects_index
+
+
+AGGREGATES: tuple[type[LedgerAggregate], ...] = (
+    Process, Organisation, Proposal, Meeting, Publication, Correction,
+)
+for _aggregate_class in AGGREGATES:
+    register_topic(_aggregate_class.KIND, _aggregate_class)

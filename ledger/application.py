@@ -1,0 +1,530 @@
+"""LedgerApplication: the commands officials call, each returning a receipt.
+
+A command loads the aggregates it needs, checks references to other aggregates, asks the
+aggregate to decide (which raises a typed error and records nothing if a rule is broken),
+then saves. Saving writes the event row and its sequenced entry in one transaction
+(``ledger.storage``); the receipt is built from the entry that was committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    InterfaceError,
+    Mapper,
+    OperationalError,
+)
+from eventsourcing.utils import Environment
+
+from ledger.actors import Actor
+from ledger.aggregates import (
+    Correction,
+    LedgerAggregate,
+    Meeting,
+    Organisation,
+    Process,
+    Proposal,
+    Publication,
+)
+from ledger.chain import parse_entry
+from ledger.envelope import EntryMapper, SequencedEntry
+from ledger.errors import (
+    ConcurrentWriteError,
+    InvalidInputError,
+    NotFoundError,
+    RuleViolationError,
+    StorageError,
+)
+from ledger.settings import Settings
+from ledger.storage import factory_for, open_reader
+
+__all__ = ["LedgerApplication", "Receipt"]
+
+A = TypeVar("A", bound=LedgerAggregate)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What was recorded: the entry's index, hash and exact bytes."""
+
+    index: int
+    entry_hash: str
+    entry: bytes
+
+    @classmethod
+    def of(cls, sequenced: SequencedEntry) -> Receipt:
+        return cls(sequenced.index, sequenced.entry_hash.hex(), sequenced.entry)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The entry parsed (type, subject, time, actor, data …)."""
+        return parse_entry(self.entry)
+
+    @property
+    def subject_id(self) -> str:
+        return str(self.fields["subject"]["id"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "entry_hash": self.entry_hash,
+            "entry": self.entry.decode("utf-8"),
+        }
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class LedgerApplication(Application[UUID]):
+    """The write side of the ledger, on SQLite or PostgreSQL."""
+
+    name = "ledger"
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        create_tables: bool = True,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.clock = clock
+        self._create_tables = create_tables
+        try:
+            super().__init__()
+        except (OperationalError, InterfaceError, OSError) as exc:
+            raise StorageError(
+                f"cannot open the ledger at {self.settings.describe_store()}: {exc}"
+            ) from exc
+
+    # eventsourcing wiring ------------------------------------------------------------------
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        return Environment(name, {})  # Settings is the only source of configuration
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
+        factory: InfrastructureFactory[Any] = factory_for(
+            self.settings, create_tables=self._create_tables
+        )
+        return factory
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return EntryMapper()
+
+    # helpers -------------------------------------------------------------------------------
+
+    def _commit(self, *aggregates: LedgerAggregate) -> Receipt:
+        sequenced: list[SequencedEntry] = []
+        try:
+            self.save(*aggregates, sequenced=sequenced)
+        except IntegrityError as exc:
+            raise ConcurrentWriteError(
+                "another official changed this record at the same time; reload and retry"
+            ) from exc
+        except (OperationalError, InterfaceError) as exc:
+            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+        if len(sequenced) != 1:
+            raise RuleViolationError("a command must record exactly one entry")
+        return Receipt.of(sequenced[0])
+
+    def _get(self, cls: type[A], aggregate_id: str | UUID) -> A:
+        what = cls.KIND
+        try:
+            uid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
+        except ValueError:
+            raise NotFoundError(f"no {what} {aggregate_id!r}: not a valid id") from None
+        try:
+            aggregate = self.repository.get(uid)
+        except AggregateNotFoundError:
+            raise NotFoundError(f"no {what} with id {uid}") from None
+        except (OperationalError, InterfaceError) as exc:
+            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+        if not isinstance(aggregate, cls):
+            raise NotFoundError(f"{uid} is a {aggregate.KIND}, not a {what}")
+        return aggregate
+
+    def _require_orgs(self, org_ids: Iterable[str], role: str) -> None:
+        for org_id in org_ids:
+            try:
+                self._get(Organisation, org_id)
+            except NotFoundError:
+                raise NotFoundError(f"unknown organisation {org_id!r} ({role})") from None
+
+    def _require_strand(self, process_id: str, strand_id: str | None) -> Process:
+        process = self._get(Process, process_id)
+        if strand_id is not None and strand_id not in process.strands:
+            raise NotFoundError(f"process has no strand {strand_id!r}")
+        return process
+
+    def _require_held_meeting(self, meeting_id: str | None) -> None:
+        if meeting_id is None:
+            return
+        if not self._get(Meeting, meeting_id).held:
+            raise RuleViolationError(f"meeting {meeting_id} has not been recorded as held")
+
+    @staticmethod
+    def _id(value: str | UUID | None) -> UUID | None:
+        if value is None or isinstance(value, UUID):
+            return value
+        try:
+            return UUID(value)
+        except ValueError:
+            raise InvalidInputError(f"id {value!r} is not a UUID") from None
+
+    # process -------------------------------------------------------------------------------
+
+    def start_process(
+        self, *, title: str, summary: str = "", actor: Actor, id: str | UUID | None = None
+    ) -> Receipt:
+        """Start recording an open policy process."""
+        process = Process.start(
+            title=title, summary=summary, actor=actor, at=self.clock(), id=self._id(id)
+        )
+        return self._commit(process)
+
+    def add_strand(
+        self, process_id: str, *, strand_id: str, title: str, summary: str = "", actor: Actor
+    ) -> Receipt:
+        """Add a policy strand to the process."""
+        process = self._get(Process, process_id)
+        process.add_strand(
+            strand_id=strand_id, title=title, summary=summary, actor=actor, at=self.clock()
+        )
+        return self._commit(process)
+
+    def start_phase(
+        self, process_id: str, *, phase_id: str, title: str, summary: str = "", actor: Actor
+    ) -> Receipt:
+        """Move the process into a new phase."""
+        process = self._get(Process, process_id)
+        process.start_phase(
+            phase_id=phase_id, title=title, summary=summary, actor=actor, at=self.clock()
+        )
+        return self._commit(process)
+
+    # organisations -------------------------------------------------------------------------
+
+    def register_organisation(
+        self, *, name: str, org_kind: str, actor: Actor, id: str | UUID | None = None
+    ) -> Receipt:
+        """Register a participating organisation."""
+        organisation = Organisation.register(
+            name=name, org_kind=org_kind, actor=actor, at=self.clock(), id=self._id(id)
+        )
+        return self._commit(organisation)
+
+    def add_membership(
+        self,
+        organisation_id: str,
+        *,
+        process_id: str,
+        group: str,
+        role: str = "member",
+        actor: Actor,
+    ) -> Receipt:
+        """Record that an organisation joined a strand or group of the process."""
+        self._get(Process, process_id)
+        organisation = self._get(Organisation, organisation_id)
+        organisation.add_membership(
+            process_id=process_id, group=group, role=role, actor=actor, at=self.clock()
+        )
+        return self._commit(organisation)
+
+    def end_membership(
+        self, organisation_id: str, *, process_id: str, group: str, reason: str = "",
+        actor: Actor,
+    ) -> Receipt:
+        """Record that an organisation left a strand or group."""
+        organisation = self._get(Organisation, organisation_id)
+        organisation.end_membership(
+            process_id=process_id, group=group, reason=reason, actor=actor, at=self.clock()
+        )
+        return self._commit(organisation)
+
+    # proposals -----------------------------------------------------------------------------
+
+    def table_proposal(
+        self,
+        *,
+        process_id: str,
+        strand_id: str,
+        title: str,
+        sections: list[dict[str, str]],
+        sponsor_org: str,
+        meeting_id: str | None = None,
+        actor: Actor,
+        id: str | UUID | None = None,
+    ) -> Receipt:
+        """Table a new proposal with sectioned text (text version 1)."""
+        self._require_strand(process_id, strand_id)
+        self._require_orgs([sponsor_org], "sponsor")
+        self._require_held_meeting(meeting_id)
+        proposal = Proposal.table(
+            process_id=process_id, strand_id=strand_id, title=title, sections=sections,
+            sponsor_org=sponsor_org, meeting_id=meeting_id, actor=actor, at=self.clock(),
+            id=self._id(id),
+        )
+        return self._commit(proposal)
+
+    def propose_amendment(
+        self,
+        proposal_id: str,
+        *,
+        base_version: int,
+        changes: list[dict[str, str]],
+        rationale: str = "",
+        proposer_org: str,
+        meeting_id: str | None = None,
+        actor: Actor,
+    ) -> Receipt:
+        """Propose an amendment against a named text version of a proposal."""
+        self._require_orgs([proposer_org], "proposer")
+        self._require_held_meeting(meeting_id)
+        proposal = self._get(Proposal, proposal_id)
+        proposal.propose_amendment(
+            base_version=base_version, changes=changes, rationale=rationale,
+            proposer_org=proposer_org, meeting_id=meeting_id, actor=actor, at=self.clock(),
+        )
+        return self._commit(proposal)
+
+    def decide_amendment(
+        self,
+        proposal_id: str,
+        *,
+        amendment_id: str,
+        decision: str,
+        consensus: str,
+        dissenting_orgs: Sequence[str] = (),
+        meeting_id: str | None = None,
+        note: str = "",
+        actor: Actor,
+    ) -> Receipt:
+        """Record the decision on an amendment, its consensus state and any dissent."""
+        self._require_orgs(dissenting_orgs, "dissenting")
+        self._require_held_meeting(meeting_id)
+        proposal = self._get(Proposal, proposal_id)
+        proposal.decide_amendment(
+            amendment_id=amendment_id, decision=decision, consensus=consensus,
+            dissenting_orgs=list(dissenting_orgs), meeting_id=meeting_id, note=note,
+            actor=actor, at=self.clock(),
+        )
+        return self._commit(proposal)
+
+    def revise_proposal(
+        self,
+        proposal_id: str,
+        *,
+        base_version: int,
+        amendment_ids: Sequence[str] = (),
+        sections: list[dict[str, str]] | None = None,
+        note: str = "",
+        meeting_id: str | None = None,
+        actor: Actor,
+    ) -> Receipt:
+        """Consolidate agreed amendments (or new text) into the next text version."""
+        self._require_held_meeting(meeting_id)
+        proposal = self._get(Proposal, proposal_id)
+        proposal.revise(
+            base_version=base_version, amendment_ids=list(amendment_ids), note=note,
+            sections=sections, meeting_id=meeting_id, actor=actor, at=self.clock(),
+        )
+        return self._commit(proposal)
+
+    def change_proposal_status(
+        self,
+        proposal_id: str,
+        *,
+        new_status: str,
+        reason: str = "",
+        superseded_by: str | None = None,
+        actor: Actor,
+    ) -> Receipt:
+        """Move a proposal to a new status (discussion, consultation … enacted)."""
+        if superseded_by is not None:
+            self._get(Proposal, superseded_by)
+        proposal = self._get(Proposal, proposal_id)
+        proposal.change_status(
+            new_status=new_status, reason=reason, superseded_by=superseded_by, actor=actor,
+            at=self.clock(),
+        )
+        return self._commit(proposal)
+
+    def link_legislative_outcome(
+        self, proposal_id: str, *, legislation: str, provision: str = "", note: str = "",
+        actor: Actor,
+    ) -> Receipt:
+        """Link a proposal to the legislation that carried it (an Act and section)."""
+        proposal = self._get(Proposal, proposal_id)
+        proposal.link_legislative_outcome(
+            legislation=legislation, provision=provision, note=note, actor=actor,
+            at=self.clock(),
+        )
+        return self._commit(proposal)
+
+    # meetings ------------------------------------------------------------------------------
+
+    def schedule_meeting(
+        self,
+        *,
+        process_id: str,
+        strand_id: str | None = None,
+        title: str,
+        starts_at: str,
+        disclosure: str = "on_record",
+        convenor_org: str,
+        actor: Actor,
+        id: str | UUID | None = None,
+    ) -> Receipt:
+        """Schedule a meeting with its disclosure mode."""
+        self._require_strand(process_id, strand_id)
+        self._require_orgs([convenor_org], "convenor")
+        meeting = Meeting.schedule(
+            process_id=process_id, strand_id=strand_id, title=title, starts_at=starts_at,
+            disclosure=disclosure, convenor_org=convenor_org, actor=actor, at=self.clock(),
+            id=self._id(id),
+        )
+        return self._commit(meeting)
+
+    def record_meeting_held(
+        self, meeting_id: str, *, attending_orgs: Sequence[str], held_at: str, actor: Actor
+    ) -> Receipt:
+        """Record that a meeting took place, and which organisations attended."""
+        self._require_orgs(attending_orgs, "attending")
+        meeting = self._get(Meeting, meeting_id)
+        meeting.record_held(
+            attending_orgs=list(attending_orgs), held_at=held_at, actor=actor, at=self.clock()
+        )
+        return self._commit(meeting)
+
+    def record_meeting_outcome(
+        self, meeting_id: str, *, items: list[dict[str, Any]], actor: Actor
+    ) -> Receipt:
+        """Record decisions, actions, agreements, disagreements and options of a meeting."""
+        meeting = self._get(Meeting, meeting_id)
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            proposal_id = item.get("proposal_id")
+            if proposal_id is not None:
+                proposal = self._get(Proposal, proposal_id)
+                amendment_id = item.get("amendment_id")
+                if amendment_id is not None and amendment_id not in proposal.amendments:
+                    raise NotFoundError(f"proposal has no amendment {amendment_id!r}")
+            elif item.get("amendment_id") is not None:
+                raise InvalidInputError("an outcome item naming an amendment needs proposal_id")
+            self._require_orgs(item.get("orgs", []), "named in outcome")
+        meeting.record_outcome(items=items, actor=actor, at=self.clock())
+        return self._commit(meeting)
+
+    def agree_minutes(
+        self, meeting_id: str, *, sha256: str, size: int, media_type: str, actor: Actor
+    ) -> Receipt:
+        """Record the agreed minutes of a meeting by the SHA-256 of the document."""
+        meeting = self._get(Meeting, meeting_id)
+        meeting.agree_minutes(
+            sha256=sha256, size=size, media_type=media_type, actor=actor, at=self.clock()
+        )
+        return self._commit(meeting)
+
+    # publications --------------------------------------------------------------------------
+
+    def publish(
+        self,
+        *,
+        process_id: str,
+        pub_kind: str,
+        title: str,
+        sha256: str,
+        size: int,
+        media_type: str,
+        proposal_ids: Sequence[str] = (),
+        meeting_ids: Sequence[str] = (),
+        actor: Actor,
+        id: str | UUID | None = None,
+    ) -> Receipt:
+        """Record a publication by the SHA-256, size and media type of its exact bytes."""
+        self._get(Process, process_id)
+        for proposal_id in proposal_ids:
+            self._get(Proposal, proposal_id)
+        for meeting_id in meeting_ids:
+            self._get(Meeting, meeting_id)
+        publication = Publication.publish(
+            process_id=process_id, pub_kind=pub_kind, title=title, sha256=sha256, size=size,
+            media_type=media_type, proposal_ids=list(proposal_ids),
+            meeting_ids=list(meeting_ids), actor=actor, at=self.clock(), id=self._id(id),
+        )
+        return self._commit(publication)
+
+    def withdraw_publication(self, publication_id: str, *, reason: str, actor: Actor) -> Receipt:
+        """Withdraw a publication; its record and hash stay in the log."""
+        publication = self._get(Publication, publication_id)
+        publication.withdraw(reason=reason, actor=actor, at=self.clock())
+        return self._commit(publication)
+
+    def supersede_publication(
+        self, publication_id: str, *, superseded_by: str, reason: str = "", actor: Actor
+    ) -> Receipt:
+        """Mark a publication as superseded by a later one."""
+        self._get(Publication, superseded_by)
+        publication = self._get(Publication, publication_id)
+        publication.supersede(
+            superseded_by=superseded_by, reason=reason, actor=actor, at=self.clock()
+        )
+        return self._commit(publication)
+
+    # corrections ---------------------------------------------------------------------------
+
+    def record_correction(
+        self, *, corrects_index: int, reason: str, correction: dict[str, Any], actor: Actor
+    ) -> Receipt:
+        """Correct an earlier entry by a new entry pointing at it."""
+        if not isinstance(corrects_index, int) or isinstance(corrects_index, bool):
+            raise InvalidInputError("corrects_index must be an integer")
+        reader = open_reader(self.settings)
+        try:
+            found = reader.entries(corrects_index, corrects_index + 1) if corrects_index >= 0 else []
+        finally:
+            reader.close()
+        if not found:
+            raise NotFoundError(f"there is no entry {corrects_index} to correct")
+        corrected = parse_entry(found[0])
+        correction_record = Correction.record(
+            corrects_index=corrects_index, corrects_type=corrected["type"], reason=reason,
+            correction=correction, actor=actor, at=self.clock(),
+        )
+        return self._commit(correction_record)
+
+    # reading -------------------------------------------------------------------------------
+
+    def get_proposal(self, proposal_id: str) -> Proposal:
+        return self._get(Proposal, proposal_id)
+
+    def get_meeting(self, meeting_id: str) -> Meeting:
+        return self._get(Meeting, meeting_id)
+
+    def get_process(self, process_id: str) -> Process:
+        return self._get(Process, process_id)
+
+    def get_organisation(self, organisation_id: str) -> Organisation:
+        return self._get(Organisation, organisation_id)
+
+    def get_publication(self, publication_id: str) -> Publication:
+        return self._get(Publication, publication_id)
+
+
+COMMANDS: tuple[str, ...] = (
+    "start_process", "add_strand", "start_phase", "register_organisation", "add_membership",
+    "end_membership", "table_proposal", "propose_amendment", "decide_amendment",
+    "revise_proposal", "change_proposal_status", "link_legislative_outcome",
+    "schedule_meeting", "record_meeting_held", "record_meeting_outcome", "agree_minutes",
+    "publish", "withdraw_publication", "supersede_publication", "record_correction",
+)

@@ -1,0 +1,269 @@
+"""Explicit, past-tense domain events with stable topics.
+
+Each class's ``TOPIC`` is the entry ``type`` written to the log forever: never rename one.
+The part before the dot is the subject kind (``proposal.tabled`` → ``proposal``). Event
+fields hold JSON values only (str, int, bool, None, lists and objects of those), so the
+event's ``data`` in the entry is exactly its fields. Events carry no behaviour beyond
+handing themselves to their aggregate's ``when``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from eventsourcing.domain import AggregateCreated, AggregateEvent
+from eventsourcing.utils import register_topic
+
+__all__ = [
+    "ALL_EVENTS",
+    "AmendmentDecided",
+    "AmendmentProposed",
+    "CorrectionRecorded",
+    "LedgerCreated",
+    "LedgerEvent",
+    "LegislativeOutcomeLinked",
+    "MeetingHeld",
+    "MeetingOutcomeRecorded",
+    "MeetingScheduled",
+    "MembershipAdded",
+    "MembershipEnded",
+    "MinutesAgreed",
+    "OrganisationRegistered",
+    "PhaseStarted",
+    "ProcessStarted",
+    "ProposalRevised",
+    "ProposalStatusChanged",
+    "ProposalTabled",
+    "PublicationPublished",
+    "PublicationSuperseded",
+    "PublicationWithdrawn",
+    "StrandAdded",
+    "kind_of",
+]
+
+
+class LedgerEvent(AggregateEvent):
+    """Base of every ledger event: who did it travels with what was done."""
+
+    TOPIC: ClassVar[str]
+    actor: dict[str, str]
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.when(self)
+
+
+class LedgerCreated(LedgerEvent, AggregateCreated):
+    """Base of events that start an aggregate's life."""
+
+    AGGREGATE_TOPIC: ClassVar[str]
+
+
+def kind_of(topic: str) -> str:
+    """The subject kind named by an event topic."""
+    return topic.split(".", 1)[0]
+
+
+# Process -----------------------------------------------------------------------------------
+
+
+class ProcessStarted(LedgerCreated):
+    TOPIC = "process.started"
+    AGGREGATE_TOPIC = "process"
+    title: str
+    summary: str
+
+
+class StrandAdded(LedgerEvent):
+    TOPIC = "process.strand_added"
+    strand_id: str
+    title: str
+    summary: str
+
+
+class PhaseStarted(LedgerEvent):
+    TOPIC = "process.phase_started"
+    phase_id: str
+    title: str
+    summary: str
+
+
+# Organisation ------------------------------------------------------------------------------
+
+
+class OrganisationRegistered(LedgerCreated):
+    TOPIC = "organisation.registered"
+    AGGREGATE_TOPIC = "organisation"
+    name: str
+    org_kind: str
+
+
+class MembershipAdded(LedgerEvent):
+    TOPIC = "organisation.membership_added"
+    process_id: str
+    group: str
+    role: str
+
+
+class MembershipEnded(LedgerEvent):
+    TOPIC = "organisation.membership_ended"
+    process_id: str
+    group: str
+    reason: str
+
+
+# Proposal ----------------------------------------------------------------------------------
+
+
+class ProposalTabled(LedgerCreated):
+    TOPIC = "proposal.tabled"
+    AGGREGATE_TOPIC = "proposal"
+    process_id: str
+    strand_id: str
+    title: str
+    sections: list[dict[str, str]]
+    sponsor_org: str
+    meeting_id: str | None
+
+
+class AmendmentProposed(LedgerEvent):
+    TOPIC = "proposal.amendment_proposed"
+    amendment_id: str
+    base_version: int
+    changes: list[dict[str, str]]
+    rationale: str
+    proposer_org: str
+    meeting_id: str | None
+
+
+class AmendmentDecided(LedgerEvent):
+    TOPIC = "proposal.amendment_decided"
+    amendment_id: str
+    decision: str
+    consensus: str
+    dissenting_orgs: list[str]
+    meeting_id: str | None
+    note: str
+
+
+class ProposalRevised(LedgerEvent):
+    TOPIC = "proposal.revised"
+    text_version: int
+    based_on: int
+    amendment_ids: list[str]
+    sections: list[dict[str, str]]
+    note: str
+    meeting_id: str | None
+
+
+class ProposalStatusChanged(LedgerEvent):
+    TOPIC = "proposal.status_changed"
+    old_status: str
+    new_status: str
+    reason: str
+    superseded_by: str | None
+
+
+class LegislativeOutcomeLinked(LedgerEvent):
+    TOPIC = "proposal.legislative_outcome_linked"
+    legislation: str
+    provision: str
+    note: str
+
+
+# Meeting -----------------------------------------------------------------------------------
+
+
+class MeetingScheduled(LedgerCreated):
+    TOPIC = "meeting.scheduled"
+    AGGREGATE_TOPIC = "meeting"
+    process_id: str
+    strand_id: str | None
+    title: str
+    starts_at: str
+    disclosure: str
+    convenor_org: str
+
+
+class MeetingHeld(LedgerEvent):
+    TOPIC = "meeting.held"
+    attending_orgs: list[str]
+    held_at: str
+
+
+class MeetingOutcomeRecorded(LedgerEvent):
+    TOPIC = "meeting.outcome_recorded"
+    outcome_id: str
+    items: list[dict[str, Any]]
+
+
+class MinutesAgreed(LedgerEvent):
+    TOPIC = "meeting.minutes_agreed"
+    sha256: str
+    size: int
+    media_type: str
+
+
+# Publication -------------------------------------------------------------------------------
+
+
+class PublicationPublished(LedgerCreated):
+    TOPIC = "publication.published"
+    AGGREGATE_TOPIC = "publication"
+    process_id: str
+    pub_kind: str
+    title: str
+    sha256: str
+    size: int
+    media_type: str
+    proposal_ids: list[str]
+    meeting_ids: list[str]
+
+
+class PublicationWithdrawn(LedgerEvent):
+    TOPIC = "publication.withdrawn"
+    reason: str
+
+
+class PublicationSuperseded(LedgerEvent):
+    TOPIC = "publication.superseded"
+    superseded_by: str
+    reason: str
+
+
+# Correction --------------------------------------------------------------------------------
+
+
+class CorrectionRecorded(LedgerCreated):
+    TOPIC = "correction.recorded"
+    AGGREGATE_TOPIC = "correction"
+    corrects_index: int
+    corrects_type: str
+    reason: str
+    correction: dict[str, Any]
+
+
+ALL_EVENTS: tuple[type[LedgerEvent], ...] = (
+    ProcessStarted,
+    StrandAdded,
+    PhaseStarted,
+    OrganisationRegistered,
+    MembershipAdded,
+    MembershipEnded,
+    ProposalTabled,
+    AmendmentProposed,
+    AmendmentDecided,
+    ProposalRevised,
+    ProposalStatusChanged,
+    LegislativeOutcomeLinked,
+    MeetingScheduled,
+    MeetingHeld,
+    MeetingOutcomeRecorded,
+    MinutesAgreed,
+    PublicationPublished,
+    PublicationWithdrawn,
+    PublicationSuperseded,
+    CorrectionRecorded,
+)
+
+for _event_class in ALL_EVENTS:
+    register_topic(_event_class.TOPIC, _event_class)

@@ -1,0 +1,44 @@
+"""One settings object, read from ``LEDGER_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Where the ledger lives and what it is called.
+
+    ``LEDGER_DATABASE_URL`` (``postgresql://user:pass@host:port/db``) selects PostgreSQL;
+    without it the ledger is one SQLite file, ``ledger.sqlite3``, in ``LEDGER_DATA_DIR``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", frozen=True, extra="ignore")
+
+    database_url: str | None = None
+    data_dir: Path = Path("ledger-data")
+    log_name: str = "localhost/open-policy-ledger"
+    sqlite_lock_timeout: int = 30
+    pg_pool_size: int = 4
+    pg_schema: str = "public"
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        return "postgresql" if self.database_url else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "ledger.sqlite3"
+
+    def describe_store(self) -> str:
+        """Where the log is, for messages, without any password."""
+        if self.database_url:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.database_url)
+            return f"postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}"
+        return str(self.sqlite_path)

@@ -1,0 +1,199 @@
+"""PostgreSQL store: eventsourcing's PostgreSQL recorder extended with the chained log.
+
+Never enable eventsourcing's ``POSTGRES_ENABLE_DB_FUNCTIONS``: its insert function skips
+the table lock below, and with it the guarantee that index order is commit order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import (
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composable, Identifier
+
+from ledger.chain import EventRow, LogHead, LogRow
+from ledger.encoding import GENESIS_PREV
+from ledger.envelope import sequence_entries
+from ledger.errors import StorageError
+from ledger.storage.base import ENTRIES_TABLE, EVENTS_TABLE, HEAD_TABLE, UnloggedEvent
+from ledger.storage.sqlite import _hand_over
+
+__all__ = [
+    "PostgresLedgerFactory",
+    "PostgresLedgerRecorder",
+    "PostgresLogReader",
+    "env_from_url",
+]
+
+
+def env_from_url(url: str) -> dict[str, str]:
+    """eventsourcing's POSTGRES_* settings from a ``postgresql://`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise StorageError(f"database URL must start with postgresql:// (got {parts.scheme!r})")
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+    }
+
+
+def _schema_statements(schema: str) -> list[Composable]:
+    ident = Identifier
+    return [
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {s}.{t} ("
+            "idx bigint PRIMARY KEY, "
+            "event_id bigint NOT NULL UNIQUE, "
+            "entry bytea NOT NULL, "
+            "entry_hash bytea NOT NULL)"
+        ).format(s=ident(schema), t=ident(ENTRIES_TABLE)),
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {s}.{t} ("
+            "id int PRIMARY KEY CHECK (id = 1), "
+            "size bigint NOT NULL, "
+            "head_hash bytea NOT NULL)"
+        ).format(s=ident(schema), t=ident(HEAD_TABLE)),
+        SQL(
+            "INSERT INTO {s}.{t} VALUES (1, 0, '\\x{zeros}'::bytea) ON CONFLICT DO NOTHING"
+        ).format(s=ident(schema), t=ident(HEAD_TABLE), zeros=SQL(GENESIS_PREV)),
+    ]
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    """Inserts event rows and sequences their entries in one transaction."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = EVENTS_TABLE):
+        if datastore.enable_db_functions:
+            raise StorageError(
+                "POSTGRES_ENABLE_DB_FUNCTIONS must stay off: it drops the ordering lock"
+            )
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.sql_create_statements.extend(_schema_statements(datastore.schema))
+        schema = Identifier(datastore.schema)
+        self._select_head = SQL("SELECT size, head_hash FROM {s}.{t} WHERE id = 1").format(
+            s=schema, t=Identifier(HEAD_TABLE)
+        )
+        self._insert_entry = SQL(
+            "INSERT INTO {s}.{t} (idx, event_id, entry, entry_hash) VALUES (%s, %s, %s, %s)"
+        ).format(s=schema, t=Identifier(ENTRIES_TABLE))
+        self._update_head = SQL("UPDATE {s}.{t} SET size = %s, head_hash = %s WHERE id = 1").format(
+            s=schema, t=Identifier(HEAD_TABLE)
+        )
+
+    def _fetch_ids_after_insert_events(
+        self,
+        curs: psycopg.Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        event_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        assert event_ids is not None
+        # Sequence. We are inside the transaction that inserted the event rows, after
+        # "LOCK TABLE ledger_events IN EXCLUSIVE MODE": every other writer, on any host,
+        # waits for our COMMIT or ROLLBACK before it can insert. The head we read is
+        # therefore the latest committed one, and the dense index (unlike notification_id,
+        # a sequence that may skip after a rollback) continues it exactly. Entries and head
+        # commit with the event rows or not at all; a crash before COMMIT leaves nothing.
+        curs.execute(self._select_head, prepare=True)
+        head = curs.fetchone()
+        assert head is not None, "ledger_head row is missing: run `ledger migrate`"
+        size, head_hash = head["size"], bytes(head["head_hash"])
+        entries = sequence_entries(size, head_hash, stored_events, event_ids)
+        curs.executemany(
+            self._insert_entry,
+            [(e.index, e.event_id, e.entry, e.entry_hash) for e in entries],
+        )
+        curs.execute(self._update_head, (size + len(entries), entries[-1].entry_hash))
+        _hand_over(kwargs, entries)
+        return event_ids
+
+
+class PostgresLedgerFactory(PostgresFactory):
+    """eventsourcing factory that builds the ledger's recorder."""
+
+    application_recorder_class = PostgresLedgerRecorder
+
+    def application_recorder(self) -> PostgresLedgerRecorder:
+        recorder = PostgresLedgerRecorder(self.datastore)
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
+
+
+class PostgresLogReader:
+    """Reads the log from PostgreSQL in one REPEATABLE READ snapshot, streaming."""
+
+    def __init__(self, url: str, *, schema: str = "public") -> None:
+        self._schema = schema
+        try:
+            self._conn = psycopg.connect(url, connect_timeout=5, autocommit=False)
+            self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            self._conn.read_only = True
+            self._conn.execute(self._sql("SELECT size FROM {h} LIMIT 1")).fetchone()
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot read the ledger in PostgreSQL: {_first_line(exc)}") from exc
+
+    def _sql(self, text: str) -> Composable:
+        s = Identifier(self._schema)
+        return SQL(text).format(
+            h=SQL("{}.{}").format(s, Identifier(HEAD_TABLE)),
+            e=SQL("{}.{}").format(s, Identifier(ENTRIES_TABLE)),
+            v=SQL("{}.{}").format(s, Identifier(EVENTS_TABLE)),
+        )
+
+    def head(self) -> LogHead | None:
+        row = self._conn.execute(self._sql("SELECT size, head_hash FROM {h} WHERE id = 1")).fetchone()
+        return None if row is None else LogHead(row[0], bytes(row[1]))
+
+    def rows(self, start: int = 0) -> Iterator[LogRow]:
+        query = self._sql(
+            "SELECT e.idx, e.entry, e.entry_hash, s.originator_id::text, s.originator_version, "
+            "s.topic, s.state FROM {e} e LEFT JOIN {v} s ON s.notification_id = e.event_id "
+            "WHERE e.idx >= %s ORDER BY e.idx"
+        )
+        with self._conn.cursor(name="ledger_rows") as cursor:
+            cursor.itersize = 5000
+            cursor.execute(query, (start,))
+            for idx, entry, stored_hash, oid, version, topic, state in cursor:
+                event = None if oid is None else EventRow(oid, version, topic, bytes(state))
+                yield LogRow(idx, bytes(entry), bytes(stored_hash), event)
+
+    def entries(self, start: int, stop: int) -> list[bytes]:
+        rows = self._conn.execute(
+            self._sql("SELECT entry FROM {e} WHERE idx >= %s AND idx < %s ORDER BY idx"),
+            (start, stop),
+        ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def first_unlogged_event(self) -> UnloggedEvent | None:
+        row = self._conn.execute(
+            self._sql(
+                "SELECT s.notification_id, s.originator_id::text, s.originator_version, s.topic, "
+                "s.state FROM {v} s WHERE NOT EXISTS "
+                "(SELECT 1 FROM {e} e WHERE e.event_id = s.notification_id) "
+                "ORDER BY s.notification_id LIMIT 1"
+            )
+        ).fetchone()
+        if row is None:
+            return None
+        return row[0], EventRow(row[1], row[2], row[3], bytes(row[4]))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
