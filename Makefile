@@ -1,0 +1,28 @@
+.PHONY: install run test lint bench clean
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+$(VENV)/bin/ledger: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/bin/ledger
+
+run: install
+	$(VENV)/bin/ledger demo
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/bench_core.py
+
+clean:
+	rm -rf ledger-demo .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,355 @@
+"""``ledger``: the command line of the Open Policy Ledger.
+
+Errors become one line on stderr and a non-zero exit status, never a traceback
+(set ``LEDGER_DEBUG=1`` to see one): 1 for a refused command or a damaged log, 2 for
+usage errors and a missing or unreadable store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ledger.errors import InvalidInputError, LedgerError, StorageError
+from ledger.settings import Settings
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A one-line failure with its exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "database_url", None):
+        overrides["database_url"] = args.database_url
+    return Settings(**overrides)
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+# verify ------------------------------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from ledger.storage import open_reader
+    from ledger.verify import verify_log
+
+    settings = _settings(args)
+    reader = open_reader(settings)
+    try:
+        head = reader.head()
+        total = head.size if head is not None else None
+        console = Console(stderr=True)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=args.quiet or args.json or not console.is_terminal,
+        ) as bar:
+            task = bar.add_task("verifying", total=total)
+            report = verify_log(reader, progress=lambda n: bar.update(task, completed=n))
+    finally:
+        reader.close()
+
+    rate = report.size / report.seconds if report.seconds > 0 else 0.0
+    if args.json:
+        damage = report.damage
+        _out(
+            orjson.dumps(
+                {
+                    "ok": report.ok,
+                    "store": settings.describe_store(),
+                    "entries": report.size,
+                    "head_hash": report.head_hash.hex(),
+                    "merkle_root": report.root.hex(),
+                    "seconds": round(report.seconds, 6),
+                    "damage": None
+                    if damage is None
+                    else {"index": damage.index, "kind": damage.kind.value, "detail": damage.detail},
+                }
+            ).decode()
+        )
+    elif report.damage is None:
+        if not args.quiet:
+            _out("ledger verify: OK, the log is intact")
+            _out(f"  store        {settings.describe_store()}")
+            _out(f"  entries      {report.size}")
+            _out(f"  head hash    {report.head_hash.hex()}")
+            _out(f"  merkle root  {report.root.hex()}  (RFC 9162, tree size {report.size})")
+            _out(f"  time         {report.seconds:.3f} s ({rate:,.0f} entries/s)")
+    else:
+        damage = report.damage
+        sys.stderr.write(
+            f"ledger verify: DAMAGED at index {damage.index}: {damage.kind.value}: "
+            f"{damage.detail} (entries before it verified: {report.size})\n"
+        )
+    return EXIT_OK if report.ok else EXIT_REFUSED
+
+
+# demo --------------------------------------------------------------------------------------
+
+
+DEMO_MARKER = ".ledger-demo"
+
+
+def _fresh_demo_dir(path: Path) -> None:
+    """Empty a demo directory we made before; refuse to touch anything else."""
+    if path.exists() and any(path.iterdir()):
+        if not (path / DEMO_MARKER).exists():
+            raise CliError(
+                f"{path} is not empty and is not a demo directory; choose another --data-dir"
+            )
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / DEMO_MARKER).write_text("made by `ledger demo`; deleted and remade on each run\n")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ledger.application import LedgerApplication
+    from ledger.demo import record_demo
+    from ledger.storage import open_reader
+    from ledger.verify import verify_log
+
+    if args.database_url or os.environ.get("LEDGER_DATABASE_URL"):
+        settings = _settings(args)
+    else:
+        data_dir = Path(args.data_dir or "ledger-demo")
+        _fresh_demo_dir(data_dir)
+        settings = Settings(data_dir=data_dir)
+    started = time.perf_counter()
+    app = LedgerApplication(settings)
+    try:
+        reader = open_reader(settings)
+        try:
+            head = reader.head()
+        finally:
+            reader.close()
+        if head is not None and head.size:
+            raise CliError(
+                f"the ledger at {settings.describe_store()} already has {head.size} entries; "
+                "the demo needs an empty one"
+            )
+        say: Callable[[str], None] = (lambda _m: None) if args.quiet else (lambda m: _out(f"  {m}"))
+        if not args.quiet:
+            _out(f"Recording the demo process into {settings.describe_store()} …")
+        summary = record_demo(app, progress=say)
+        documents = settings.data_dir / "documents"
+        documents.mkdir(parents=True, exist_ok=True)
+        for digest, content in summary.documents.items():
+            (documents / digest).write_bytes(content)
+    finally:
+        app.close()
+    reader = open_reader(settings)
+    try:
+        report = verify_log(reader)
+    finally:
+        reader.close()
+    elapsed = time.perf_counter() - started
+    _out(
+        f"Recorded {summary.entries} entries: {summary.organisations} organisations, "
+        f"{summary.meetings} meetings, {summary.proposals} proposals, "
+        f"{summary.amendments} amendments, {summary.publications} publications "
+        f"({elapsed:.1f} s)."
+    )
+    if report.ok:
+        _out(f"Verified: {report.size} entries intact; merkle root {report.root.hex()}")
+        _out(f"Check it yourself: ledger verify --data-dir {settings.data_dir}")
+        return EXIT_OK
+    assert report.damage is not None
+    raise CliError(f"the demo ledger does not verify: {report.damage}", EXIT_REFUSED)
+
+
+# migrate -----------------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ledger.application import LedgerApplication
+
+    settings = _settings(args)
+    app = LedgerApplication(settings, create_tables=True)
+    app.close()
+    _out(f"ledger migrate: schema ready at {settings.describe_store()}")
+    return EXIT_OK
+
+
+# record ------------------------------------------------------------------------------------
+
+
+def _read_payload(raw: str | None) -> dict[str, Any]:
+    text = sys.stdin.read() if raw in (None, "-") else raw
+    try:
+        payload = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError as exc:
+        raise CliError(f"--json is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise CliError("--json must be a JSON object of the command's arguments")
+    return payload
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from ledger.actors import Actor
+    from ledger.application import COMMANDS, LedgerApplication
+
+    if args.command not in COMMANDS:
+        raise CliError(f"unknown command {args.command!r}; `ledger commands` lists them")
+    payload = _read_payload(args.json)
+    actor = Actor(id=args.actor, role=args.role, org=args.org)
+    app = LedgerApplication(_settings(args), create_tables=False)
+    try:
+        method = getattr(app, args.command)
+        try:
+            inspect.signature(method).bind(**payload, actor=actor)
+        except TypeError as exc:
+            raise CliError(f"invalid arguments for {args.command}: {exc}") from None
+        receipt = method(**payload, actor=actor)
+    finally:
+        app.close()
+    _out(orjson.dumps(receipt.as_dict()).decode())
+    return EXIT_OK
+
+
+def cmd_commands(_args: argparse.Namespace) -> int:
+    from ledger.application import COMMANDS, LedgerApplication
+
+    for name in COMMANDS:
+        method = getattr(LedgerApplication, name)
+        params = [p for p in inspect.signature(method).parameters if p not in ("self", "actor")]
+        doc = (method.__doc__ or "").strip().splitlines()[0]
+        _out(f"{name:26} {doc}\n{'':26} args: {', '.join(params)}")
+    return EXIT_OK
+
+
+# entries -----------------------------------------------------------------------------------
+
+
+def cmd_entries(args: argparse.Namespace) -> int:
+    from ledger.storage import open_reader
+
+    reader = open_reader(_settings(args))
+    try:
+        head = reader.head()
+        stop = args.stop if args.stop is not None else (head.size if head else 0)
+        out = sys.stdout.buffer
+        for start in range(args.start, stop, 1000):
+            for entry in reader.entries(start, min(start + 1000, stop)):
+                out.write(entry + b"\n")
+        out.flush()
+    finally:
+        reader.close()
+    return EXIT_OK
+
+
+# main --------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="SQLite data directory (env LEDGER_DATA_DIR)")
+    common.add_argument(
+        "--database-url", help="postgresql://… to use PostgreSQL (env LEDGER_DATABASE_URL)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="ledger", description="Open Policy Ledger: a tamper-evident record of open policy making."
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", parents=[common], help="record the demo process and verify it")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("verify", parents=[common], help="verify the whole stored log")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("migrate", parents=[common], help="create or upgrade the schema")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("record", parents=[common], help="record one command as an official")
+    p.add_argument("command", help="command name, e.g. table_proposal (see `ledger commands`)")
+    p.add_argument("--json", help="the command's arguments as a JSON object, or - for stdin")
+    p.add_argument("--actor", required=True, help="who records it")
+    p.add_argument("--role", default="recorder", help="recorder, publisher or admin")
+    p.add_argument("--org", required=True, help="id of the actor's organisation")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("commands", help="list the commands `ledger record` accepts")
+    p.set_defaults(func=cmd_commands)
+
+    p = sub.add_parser("entries", parents=[common], help="print entries verbatim, one per line")
+    p.add_argument("--start", type=int, default=0)
+    p.add_argument("--stop", type=int, default=None)
+    p.set_defaults(func=cmd_entries)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = _parser().parse_args(argv)
+    debug = bool(os.environ.get("LEDGER_DEBUG"))
+    try:
+        status: int = args.func(args)
+    except CliError as exc:
+        sys.stderr.write(f"ledger {args.cmd}: {exc}\n")
+        return exc.status
+    except StorageError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"ledger {args.cmd}: {exc}\n")
+        return EXIT_USAGE
+    except InvalidInputError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"ledger {args.cmd}: invalid input: {exc}\n")
+        return EXIT_REFUSED
+    except LedgerError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"ledger {args.cmd}: refused: {exc}\n")
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        sys.stderr.write(f"ledger {args.cmd}: interrupted\n")
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        sys.stderr.write(
+            f"ledger {args.cmd}: internal error: {type(exc).__name__}: {exc} "
+            "(set LEDGER_DEBUG=1 for a traceback)\n"
+        )
+        return 70
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
