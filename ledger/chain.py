@@ -9,7 +9,6 @@ position, in this order, decide the kind of damage reported:
 3. the bytes are not a well-formed canonical entry        → changed bytes
 4. the entry names another index:
    one lower, and it chains onto the entry two back        → the entry before it was inserted
-   higher                                                  → missing entry
    otherwise                                               → reordered entries
 5. ``prev`` is not the hash of the previous entry         → broken link
 6. the event row the aggregates load differs from it      → event row differs from its entry
@@ -100,9 +99,9 @@ class LogHead:
 class ChainReport:
     """Outcome of one verification run."""
 
-    size: int
-    head_hash: bytes
-    root: bytes
+    size: int  # entries verified intact (all of them, or those before the damage)
+    head_hash: bytes | None  # hash of the last intact entry, when known
+    root: bytes | None  # RFC 9162 root of the whole log; None when damaged
     seconds: float
     damage: Damage | None
 
@@ -148,12 +147,12 @@ def verify_chain(
     prev_prev = prev
 
     def report(damage: Damage | None) -> ChainReport:
+        if damage is None:
+            return ChainReport(expected, prev, tree.root(), time.perf_counter() - started, None)
+        # Damage: only the entries before the damaged index count as verified.
+        intact_head = {expected: prev, expected - 1: prev_prev}.get(damage.index)
         return ChainReport(
-            size=expected,
-            head_hash=prev,
-            root=tree.root(),
-            seconds=time.perf_counter() - started,
-            damage=damage,
+            damage.index, intact_head, None, time.perf_counter() - started, damage
         )
 
     for row in rows:
@@ -179,10 +178,6 @@ def verify_chain(
                         DamageKind.INSERTED_ENTRY,
                         f"entry {claimed} follows a foreign entry at index {claimed}",
                     )
-                )
-            if claimed > expected:
-                return report(
-                    Damage(expected, DamageKind.MISSING_ENTRY, f"found entry {claimed} here")
                 )
             return report(
                 Damage(expected, DamageKind.REORDERED, f"entry {claimed} is stored at {expected}")

@@ -90,8 +90,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     "ok": report.ok,
                     "store": settings.describe_store(),
                     "entries": report.size,
-                    "head_hash": report.head_hash.hex(),
-                    "merkle_root": report.root.hex(),
+                    "head_hash": report.head_hash.hex() if report.head_hash else None,
+                    "merkle_root": report.root.hex() if report.root else None,
                     "seconds": round(report.seconds, 6),
                     "damage": None
                     if damage is None
@@ -100,6 +100,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             ).decode()
         )
     elif report.damage is None:
+        assert report.root is not None and report.head_hash is not None
         if not args.quiet:
             _out("ledger verify: OK, the log is intact")
             _out(f"  store        {settings.describe_store()}")
@@ -181,7 +182,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{summary.amendments} amendments, {summary.publications} publications "
         f"({elapsed:.1f} s)."
     )
-    if report.ok:
+    if report.ok and report.root is not None:
         _out(f"Verified: {report.size} entries intact; merkle root {report.root.hex()}")
         _out(f"Check it yourself: ledger verify --data-dir {settings.data_dir}")
         return EXIT_OK
