@@ -195,13 +195,20 @@ class LedgerAggregate(Aggregate):
     def when(self, event: ev.LedgerEvent) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot apply {type(event).__name__}")
 
-    def _record(self, event_class: type[ev.LedgerEvent], actor: Actor, at: datetime,
-                **fields: Any) -> None:
+    def _record(
+        self, event_class: type[ev.LedgerEvent], actor: Actor, at: datetime, **fields: Any
+    ) -> None:
         self.trigger_event(event_class, actor=actor.as_entry(), timestamp=at, **fields)
 
     @classmethod
-    def _start(cls, event_class: type[ev.LedgerCreated], actor: Actor, at: datetime,
-               id: UUID | None, **fields: Any) -> Self:  # noqa: A002
+    def _start(
+        cls,
+        event_class: type[ev.LedgerCreated],
+        actor: Actor,
+        at: datetime,
+        id: UUID | None,
+        **fields: Any,
+    ) -> Self:
         return cls._create(event_class, id=id, actor=actor.as_entry(), timestamp=at, **fields)
 
 
@@ -214,26 +221,47 @@ class Process(LedgerAggregate):
     KIND = "process"
 
     @classmethod
-    def start(cls, *, title: str, summary: str, actor: Actor, at: datetime,
-              id: UUID | None = None) -> Process:  # noqa: A002
-        return cls._start(ev.ProcessStarted, actor, at, id, title=_text("title", title),
-                          summary=_text("summary", summary, allow_empty=True))
+    def start(
+        cls, *, title: str, summary: str, actor: Actor, at: datetime, id: UUID | None = None
+    ) -> Process:
+        return cls._start(
+            ev.ProcessStarted,
+            actor,
+            at,
+            id,
+            title=_text("title", title),
+            summary=_text("summary", summary, allow_empty=True),
+        )
 
-    def add_strand(self, *, strand_id: str, title: str, summary: str, actor: Actor,
-                   at: datetime) -> None:
+    def add_strand(
+        self, *, strand_id: str, title: str, summary: str, actor: Actor, at: datetime
+    ) -> None:
         _text("strand id", strand_id)
         if strand_id in self.strands:
             raise RuleViolationError(f"process already has a strand {strand_id!r}")
-        self._record(ev.StrandAdded, actor, at, strand_id=strand_id, title=_text("title", title),
-                     summary=_text("summary", summary, allow_empty=True))
+        self._record(
+            ev.StrandAdded,
+            actor,
+            at,
+            strand_id=strand_id,
+            title=_text("title", title),
+            summary=_text("summary", summary, allow_empty=True),
+        )
 
-    def start_phase(self, *, phase_id: str, title: str, summary: str, actor: Actor,
-                    at: datetime) -> None:
+    def start_phase(
+        self, *, phase_id: str, title: str, summary: str, actor: Actor, at: datetime
+    ) -> None:
         _text("phase id", phase_id)
         if any(p["id"] == phase_id for p in self.phases):
             raise RuleViolationError(f"phase {phase_id!r} has already been started")
-        self._record(ev.PhaseStarted, actor, at, phase_id=phase_id, title=_text("title", title),
-                     summary=_text("summary", summary, allow_empty=True))
+        self._record(
+            ev.PhaseStarted,
+            actor,
+            at,
+            phase_id=phase_id,
+            title=_text("title", title),
+            summary=_text("summary", summary, allow_empty=True),
+        )
 
     @singledispatchmethod
     def when(self, event: ev.LedgerEvent) -> None:
@@ -268,25 +296,46 @@ class Organisation(LedgerAggregate):
     KIND = "organisation"
 
     @classmethod
-    def register(cls, *, name: str, org_kind: str, actor: Actor, at: datetime,
-                 id: UUID | None = None) -> Organisation:  # noqa: A002
-        return cls._start(ev.OrganisationRegistered, actor, at, id, name=_text("name", name),
-                          org_kind=_choice("organisation kind", org_kind, ORGANISATION_KINDS))
+    def register(
+        cls, *, name: str, org_kind: str, actor: Actor, at: datetime, id: UUID | None = None
+    ) -> Organisation:
+        return cls._start(
+            ev.OrganisationRegistered,
+            actor,
+            at,
+            id,
+            name=_text("name", name),
+            org_kind=_choice("organisation kind", org_kind, ORGANISATION_KINDS),
+        )
 
-    def add_membership(self, *, process_id: str, group: str, role: str, actor: Actor,
-                       at: datetime) -> None:
+    def add_membership(
+        self, *, process_id: str, group: str, role: str, actor: Actor, at: datetime
+    ) -> None:
         key = (process_id, _text("group", group))
         if key in self.memberships:
             raise RuleViolationError(f"{self.name} is already a member of {group!r}")
-        self._record(ev.MembershipAdded, actor, at, process_id=process_id, group=group,
-                     role=_text("role", role))
+        self._record(
+            ev.MembershipAdded,
+            actor,
+            at,
+            process_id=process_id,
+            group=group,
+            role=_text("role", role),
+        )
 
-    def end_membership(self, *, process_id: str, group: str, reason: str, actor: Actor,
-                       at: datetime) -> None:
+    def end_membership(
+        self, *, process_id: str, group: str, reason: str, actor: Actor, at: datetime
+    ) -> None:
         if (process_id, group) not in self.memberships:
             raise RuleViolationError(f"{self.name} is not a member of {group!r}")
-        self._record(ev.MembershipEnded, actor, at, process_id=process_id, group=group,
-                     reason=_text("reason", reason, allow_empty=True))
+        self._record(
+            ev.MembershipEnded,
+            actor,
+            at,
+            process_id=process_id,
+            group=group,
+            reason=_text("reason", reason, allow_empty=True),
+        )
 
     @singledispatchmethod
     def when(self, event: ev.LedgerEvent) -> None:
@@ -320,13 +369,31 @@ class Proposal(LedgerAggregate):
     KIND = "proposal"
 
     @classmethod
-    def table(cls, *, process_id: str, strand_id: str, title: str,
-              sections: list[dict[str, str]], sponsor_org: str, meeting_id: str | None,
-              actor: Actor, at: datetime, id: UUID | None = None) -> Proposal:  # noqa: A002
-        return cls._start(ev.ProposalTabled, actor, at, id, process_id=process_id,
-                          strand_id=strand_id, title=_text("title", title),
-                          sections=_check_sections(sections), sponsor_org=sponsor_org,
-                          meeting_id=meeting_id)
+    def table(
+        cls,
+        *,
+        process_id: str,
+        strand_id: str,
+        title: str,
+        sections: list[dict[str, str]],
+        sponsor_org: str,
+        meeting_id: str | None,
+        actor: Actor,
+        at: datetime,
+        id: UUID | None = None,
+    ) -> Proposal:
+        return cls._start(
+            ev.ProposalTabled,
+            actor,
+            at,
+            id,
+            process_id=process_id,
+            strand_id=strand_id,
+            title=_text("title", title),
+            sections=_check_sections(sections),
+            sponsor_org=sponsor_org,
+            meeting_id=meeting_id,
+        )
 
     def _check_open(self, doing: str) -> None:
         if self.status in FINAL_STATUSES:
@@ -340,23 +407,47 @@ class Proposal(LedgerAggregate):
                 current_version=self.text_version,
             )
 
-    def propose_amendment(self, *, base_version: int, changes: list[dict[str, str]],
-                          rationale: str, proposer_org: str, meeting_id: str | None,
-                          actor: Actor, at: datetime) -> str:
+    def propose_amendment(
+        self,
+        *,
+        base_version: int,
+        changes: list[dict[str, str]],
+        rationale: str,
+        proposer_org: str,
+        meeting_id: str | None,
+        actor: Actor,
+        at: datetime,
+    ) -> str:
         self._check_open("amended")
         self._check_base(base_version)
         changes = _check_changes(changes)
         apply_changes(self.sections, changes)  # refuse changes that do not fit the text
         amendment_id = f"A{len(self.amendments) + 1}"
-        self._record(ev.AmendmentProposed, actor, at, amendment_id=amendment_id,
-                     base_version=base_version, changes=changes,
-                     rationale=_text("rationale", rationale, allow_empty=True),
-                     proposer_org=proposer_org, meeting_id=meeting_id)
+        self._record(
+            ev.AmendmentProposed,
+            actor,
+            at,
+            amendment_id=amendment_id,
+            base_version=base_version,
+            changes=changes,
+            rationale=_text("rationale", rationale, allow_empty=True),
+            proposer_org=proposer_org,
+            meeting_id=meeting_id,
+        )
         return amendment_id
 
-    def decide_amendment(self, *, amendment_id: str, decision: str, consensus: str,
-                         dissenting_orgs: list[str], meeting_id: str | None, note: str,
-                         actor: Actor, at: datetime) -> None:
+    def decide_amendment(
+        self,
+        *,
+        amendment_id: str,
+        decision: str,
+        consensus: str,
+        dissenting_orgs: list[str],
+        meeting_id: str | None,
+        note: str,
+        actor: Actor,
+        at: datetime,
+    ) -> None:
         self._check_open("amended")
         amendment = self._amendment(amendment_id)
         if amendment["decision"] in _CLOSED_DECISIONS:
@@ -365,15 +456,29 @@ class Proposal(LedgerAggregate):
             )
         if len(set(dissenting_orgs)) != len(dissenting_orgs):
             raise InvalidInputError("dissenting organisations are listed twice")
-        self._record(ev.AmendmentDecided, actor, at, amendment_id=amendment_id,
-                     decision=_choice("decision", decision, DECISIONS),
-                     consensus=_choice("consensus", consensus, CONSENSUS_STATES),
-                     dissenting_orgs=list(dissenting_orgs), meeting_id=meeting_id,
-                     note=_text("note", note, allow_empty=True))
+        self._record(
+            ev.AmendmentDecided,
+            actor,
+            at,
+            amendment_id=amendment_id,
+            decision=_choice("decision", decision, DECISIONS),
+            consensus=_choice("consensus", consensus, CONSENSUS_STATES),
+            dissenting_orgs=list(dissenting_orgs),
+            meeting_id=meeting_id,
+            note=_text("note", note, allow_empty=True),
+        )
 
-    def revise(self, *, base_version: int, amendment_ids: list[str], note: str,
-               sections: list[dict[str, str]] | None, meeting_id: str | None, actor: Actor,
-               at: datetime) -> int:
+    def revise(
+        self,
+        *,
+        base_version: int,
+        amendment_ids: list[str],
+        note: str,
+        sections: list[dict[str, str]] | None,
+        meeting_id: str | None,
+        actor: Actor,
+        at: datetime,
+    ) -> int:
         self._check_open("revised")
         self._check_base(base_version)
         if not amendment_ids and sections is None:
@@ -388,8 +493,7 @@ class Proposal(LedgerAggregate):
                 )
             if amendment["incorporated_in"] is not None:
                 raise RuleViolationError(
-                    f"amendment {amendment_id} is already in version "
-                    f"{amendment['incorporated_in']}"
+                    f"amendment {amendment_id} is already in version {amendment['incorporated_in']}"
                 )
             if amendment["base_version"] != self.text_version:
                 raise StaleVersionError(
@@ -401,14 +505,22 @@ class Proposal(LedgerAggregate):
             text = apply_changes(text, amendment["changes"])
         if sections is not None:
             text = _check_sections(sections)
-        self._record(ev.ProposalRevised, actor, at, text_version=self.text_version + 1,
-                     based_on=self.text_version, amendment_ids=list(amendment_ids),
-                     sections=text, note=_text("note", note, allow_empty=True),
-                     meeting_id=meeting_id)
+        self._record(
+            ev.ProposalRevised,
+            actor,
+            at,
+            text_version=self.text_version + 1,
+            based_on=self.text_version,
+            amendment_ids=list(amendment_ids),
+            sections=text,
+            note=_text("note", note, allow_empty=True),
+            meeting_id=meeting_id,
+        )
         return self.text_version
 
-    def change_status(self, *, new_status: str, reason: str, superseded_by: str | None,
-                      actor: Actor, at: datetime) -> None:
+    def change_status(
+        self, *, new_status: str, reason: str, superseded_by: str | None, actor: Actor, at: datetime
+    ) -> None:
         _choice("status", new_status, tuple(STATUS_TRANSITIONS))
         if new_status not in STATUS_TRANSITIONS[self.status]:
             allowed = ", ".join(STATUS_TRANSITIONS[self.status]) or "nothing: it is final"
@@ -417,18 +529,29 @@ class Proposal(LedgerAggregate):
             )
         if (new_status == "superseded") != (superseded_by is not None):
             raise InvalidInputError("superseded_by is required exactly when superseding")
-        self._record(ev.ProposalStatusChanged, actor, at, old_status=self.status,
-                     new_status=new_status, reason=_text("reason", reason, allow_empty=True),
-                     superseded_by=superseded_by)
+        self._record(
+            ev.ProposalStatusChanged,
+            actor,
+            at,
+            old_status=self.status,
+            new_status=new_status,
+            reason=_text("reason", reason, allow_empty=True),
+            superseded_by=superseded_by,
+        )
 
-    def link_legislative_outcome(self, *, legislation: str, provision: str, note: str,
-                                 actor: Actor, at: datetime) -> None:
+    def link_legislative_outcome(
+        self, *, legislation: str, provision: str, note: str, actor: Actor, at: datetime
+    ) -> None:
         if self.status in ("withdrawn", "superseded"):
             raise RuleViolationError(f"proposal is {self.status}; it has no legislative outcome")
-        self._record(ev.LegislativeOutcomeLinked, actor, at,
-                     legislation=_text("legislation", legislation),
-                     provision=_text("provision", provision, allow_empty=True),
-                     note=_text("note", note, allow_empty=True))
+        self._record(
+            ev.LegislativeOutcomeLinked,
+            actor,
+            at,
+            legislation=_text("legislation", legislation),
+            provision=_text("provision", provision, allow_empty=True),
+            note=_text("note", note, allow_empty=True),
+        )
 
     def _amendment(self, amendment_id: str) -> dict[str, Any]:
         try:
@@ -490,28 +613,50 @@ class Meeting(LedgerAggregate):
     KIND = "meeting"
 
     @classmethod
-    def schedule(cls, *, process_id: str, strand_id: str | None, title: str, starts_at: str,
-                 disclosure: str, convenor_org: str, actor: Actor, at: datetime,
-                 id: UUID | None = None) -> Meeting:  # noqa: A002
-        return cls._start(ev.MeetingScheduled, actor, at, id, process_id=process_id,
-                          strand_id=strand_id, title=_text("title", title),
-                          starts_at=_text("starts_at", starts_at),
-                          disclosure=_choice("disclosure", disclosure, DISCLOSURE_MODES),
-                          convenor_org=convenor_org)
+    def schedule(
+        cls,
+        *,
+        process_id: str,
+        strand_id: str | None,
+        title: str,
+        starts_at: str,
+        disclosure: str,
+        convenor_org: str,
+        actor: Actor,
+        at: datetime,
+        id: UUID | None = None,
+    ) -> Meeting:
+        return cls._start(
+            ev.MeetingScheduled,
+            actor,
+            at,
+            id,
+            process_id=process_id,
+            strand_id=strand_id,
+            title=_text("title", title),
+            starts_at=_text("starts_at", starts_at),
+            disclosure=_choice("disclosure", disclosure, DISCLOSURE_MODES),
+            convenor_org=convenor_org,
+        )
 
-    def record_held(self, *, attending_orgs: list[str], held_at: str, actor: Actor,
-                    at: datetime) -> None:
+    def record_held(
+        self, *, attending_orgs: list[str], held_at: str, actor: Actor, at: datetime
+    ) -> None:
         if self.held:
             raise RuleViolationError("meeting has already been recorded as held")
         if not attending_orgs:
             raise InvalidInputError("a held meeting needs at least one attending organisation")
         if len(set(attending_orgs)) != len(attending_orgs):
             raise InvalidInputError("attending organisations are listed twice")
-        self._record(ev.MeetingHeld, actor, at, attending_orgs=list(attending_orgs),
-                     held_at=_text("held_at", held_at))
+        self._record(
+            ev.MeetingHeld,
+            actor,
+            at,
+            attending_orgs=list(attending_orgs),
+            held_at=_text("held_at", held_at),
+        )
 
-    def record_outcome(self, *, items: list[dict[str, Any]], actor: Actor,
-                       at: datetime) -> str:
+    def record_outcome(self, *, items: list[dict[str, Any]], actor: Actor, at: datetime) -> str:
         if not self.held:
             raise RuleViolationError("outcomes can only be recorded for a meeting that was held")
         if not isinstance(items, list) or not items:
@@ -527,16 +672,23 @@ class Meeting(LedgerAggregate):
         self._record(ev.MeetingOutcomeRecorded, actor, at, outcome_id=outcome_id, items=items)
         return outcome_id
 
-    def agree_minutes(self, *, sha256: str, size: int, media_type: str, actor: Actor,
-                      at: datetime) -> None:
+    def agree_minutes(
+        self, *, sha256: str, size: int, media_type: str, actor: Actor, at: datetime
+    ) -> None:
         if not self.held:
             raise RuleViolationError("minutes can only be agreed for a meeting that was held")
         if self.minutes_sha256 is not None:
             raise RuleViolationError("minutes were already agreed; record a correction instead")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidInputError("size must be a non-negative integer")
-        self._record(ev.MinutesAgreed, actor, at, sha256=_sha256_hex(sha256), size=size,
-                     media_type=_text("media_type", media_type))
+        self._record(
+            ev.MinutesAgreed,
+            actor,
+            at,
+            sha256=_sha256_hex(sha256),
+            size=size,
+            media_type=_text("media_type", media_type),
+        )
 
     @singledispatchmethod
     def when(self, event: ev.LedgerEvent) -> None:
@@ -575,16 +727,37 @@ class Publication(LedgerAggregate):
     KIND = "publication"
 
     @classmethod
-    def publish(cls, *, process_id: str, pub_kind: str, title: str, sha256: str, size: int,
-                media_type: str, proposal_ids: list[str], meeting_ids: list[str], actor: Actor,
-                at: datetime, id: UUID | None = None) -> Publication:  # noqa: A002
+    def publish(
+        cls,
+        *,
+        process_id: str,
+        pub_kind: str,
+        title: str,
+        sha256: str,
+        size: int,
+        media_type: str,
+        proposal_ids: list[str],
+        meeting_ids: list[str],
+        actor: Actor,
+        at: datetime,
+        id: UUID | None = None,
+    ) -> Publication:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidInputError("size must be a non-negative integer")
-        return cls._start(ev.PublicationPublished, actor, at, id, process_id=process_id,
-                          pub_kind=_choice("publication kind", pub_kind, PUBLICATION_KINDS),
-                          title=_text("title", title), sha256=_sha256_hex(sha256), size=size,
-                          media_type=_text("media_type", media_type),
-                          proposal_ids=list(proposal_ids), meeting_ids=list(meeting_ids))
+        return cls._start(
+            ev.PublicationPublished,
+            actor,
+            at,
+            id,
+            process_id=process_id,
+            pub_kind=_choice("publication kind", pub_kind, PUBLICATION_KINDS),
+            title=_text("title", title),
+            sha256=_sha256_hex(sha256),
+            size=size,
+            media_type=_text("media_type", media_type),
+            proposal_ids=list(proposal_ids),
+            meeting_ids=list(meeting_ids),
+        )
 
     def _check_current(self) -> None:
         if self.state != "published":
@@ -598,8 +771,13 @@ class Publication(LedgerAggregate):
         self._check_current()
         if superseded_by == str(self.id):
             raise InvalidInputError("a publication cannot supersede itself")
-        self._record(ev.PublicationSuperseded, actor, at, superseded_by=superseded_by,
-                     reason=_text("reason", reason, allow_empty=True))
+        self._record(
+            ev.PublicationSuperseded,
+            actor,
+            at,
+            superseded_by=superseded_by,
+            reason=_text("reason", reason, allow_empty=True),
+        )
 
     @singledispatchmethod
     def when(self, event: ev.LedgerEvent) -> None:
@@ -629,13 +807,29 @@ class Correction(LedgerAggregate):
     KIND = "correction"
 
     @classmethod
-    def record(cls, *, corrects_index: int, corrects_type: str, reason: str,
-               correction: dict[str, Any], actor: Actor, at: datetime) -> Correction:
+    def record(
+        cls,
+        *,
+        corrects_index: int,
+        corrects_type: str,
+        reason: str,
+        correction: dict[str, Any],
+        actor: Actor,
+        at: datetime,
+        id: UUID | None = None,
+    ) -> Correction:
         if not isinstance(correction, dict):
             raise InvalidInputError("correction must be an object of corrected fields")
-        return cls._start(ev.CorrectionRecorded, actor, at, None, corrects_index=corrects_index,
-                          corrects_type=corrects_type, reason=_text("reason", reason),
-                          correction=correction)
+        return cls._start(
+            ev.CorrectionRecorded,
+            actor,
+            at,
+            id,
+            corrects_index=corrects_index,
+            corrects_type=corrects_type,
+            reason=_text("reason", reason),
+            correction=correction,
+        )
 
     @singledispatchmethod
     def when(self, event: ev.LedgerEvent) -> None:
@@ -647,7 +841,12 @@ class Correction(LedgerAggregate):
 
 
 AGGREGATES: tuple[type[LedgerAggregate], ...] = (
-    Process, Organisation, Proposal, Meeting, Publication, Correction,
+    Process,
+    Organisation,
+    Proposal,
+    Meeting,
+    Publication,
+    Correction,
 )
 for _aggregate_class in AGGREGATES:
     register_topic(_aggregate_class.KIND, _aggregate_class)

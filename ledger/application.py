@@ -143,7 +143,7 @@ class LedgerApplication(Application[UUID]):
         except ValueError:
             raise NotFoundError(f"no {what} {aggregate_id!r}: not a valid id") from None
         try:
-            aggregate = self.repository.get(uid)
+            aggregate: LedgerAggregate = self.repository.get(uid)
         except AggregateNotFoundError:
             raise NotFoundError(f"no {what} with id {uid}") from None
         except (OperationalError, InterfaceError) as exc:
@@ -240,7 +240,12 @@ class LedgerApplication(Application[UUID]):
         return self._commit(organisation)
 
     def end_membership(
-        self, organisation_id: str, *, process_id: str, group: str, reason: str = "",
+        self,
+        organisation_id: str,
+        *,
+        process_id: str,
+        group: str,
+        reason: str = "",
         actor: Actor,
     ) -> Receipt:
         """Record that an organisation left a strand or group."""
@@ -269,8 +274,14 @@ class LedgerApplication(Application[UUID]):
         self._require_orgs([sponsor_org], "sponsor")
         self._require_held_meeting(meeting_id)
         proposal = Proposal.table(
-            process_id=process_id, strand_id=strand_id, title=title, sections=sections,
-            sponsor_org=sponsor_org, meeting_id=meeting_id, actor=actor, at=self.clock(),
+            process_id=process_id,
+            strand_id=strand_id,
+            title=title,
+            sections=sections,
+            sponsor_org=sponsor_org,
+            meeting_id=meeting_id,
+            actor=actor,
+            at=self.clock(),
             id=self._id(id),
         )
         return self._commit(proposal)
@@ -291,8 +302,13 @@ class LedgerApplication(Application[UUID]):
         self._require_held_meeting(meeting_id)
         proposal = self._get(Proposal, proposal_id)
         proposal.propose_amendment(
-            base_version=base_version, changes=changes, rationale=rationale,
-            proposer_org=proposer_org, meeting_id=meeting_id, actor=actor, at=self.clock(),
+            base_version=base_version,
+            changes=changes,
+            rationale=rationale,
+            proposer_org=proposer_org,
+            meeting_id=meeting_id,
+            actor=actor,
+            at=self.clock(),
         )
         return self._commit(proposal)
 
@@ -313,9 +329,14 @@ class LedgerApplication(Application[UUID]):
         self._require_held_meeting(meeting_id)
         proposal = self._get(Proposal, proposal_id)
         proposal.decide_amendment(
-            amendment_id=amendment_id, decision=decision, consensus=consensus,
-            dissenting_orgs=list(dissenting_orgs), meeting_id=meeting_id, note=note,
-            actor=actor, at=self.clock(),
+            amendment_id=amendment_id,
+            decision=decision,
+            consensus=consensus,
+            dissenting_orgs=list(dissenting_orgs),
+            meeting_id=meeting_id,
+            note=note,
+            actor=actor,
+            at=self.clock(),
         )
         return self._commit(proposal)
 
@@ -334,8 +355,13 @@ class LedgerApplication(Application[UUID]):
         self._require_held_meeting(meeting_id)
         proposal = self._get(Proposal, proposal_id)
         proposal.revise(
-            base_version=base_version, amendment_ids=list(amendment_ids), note=note,
-            sections=sections, meeting_id=meeting_id, actor=actor, at=self.clock(),
+            base_version=base_version,
+            amendment_ids=list(amendment_ids),
+            note=note,
+            sections=sections,
+            meeting_id=meeting_id,
+            actor=actor,
+            at=self.clock(),
         )
         return self._commit(proposal)
 
@@ -353,19 +379,30 @@ class LedgerApplication(Application[UUID]):
             self._get(Proposal, superseded_by)
         proposal = self._get(Proposal, proposal_id)
         proposal.change_status(
-            new_status=new_status, reason=reason, superseded_by=superseded_by, actor=actor,
+            new_status=new_status,
+            reason=reason,
+            superseded_by=superseded_by,
+            actor=actor,
             at=self.clock(),
         )
         return self._commit(proposal)
 
     def link_legislative_outcome(
-        self, proposal_id: str, *, legislation: str, provision: str = "", note: str = "",
+        self,
+        proposal_id: str,
+        *,
+        legislation: str,
+        provision: str = "",
+        note: str = "",
         actor: Actor,
     ) -> Receipt:
         """Link a proposal to the legislation that carried it (an Act and section)."""
         proposal = self._get(Proposal, proposal_id)
         proposal.link_legislative_outcome(
-            legislation=legislation, provision=provision, note=note, actor=actor,
+            legislation=legislation,
+            provision=provision,
+            note=note,
+            actor=actor,
             at=self.clock(),
         )
         return self._commit(proposal)
@@ -388,8 +425,14 @@ class LedgerApplication(Application[UUID]):
         self._require_strand(process_id, strand_id)
         self._require_orgs([convenor_org], "convenor")
         meeting = Meeting.schedule(
-            process_id=process_id, strand_id=strand_id, title=title, starts_at=starts_at,
-            disclosure=disclosure, convenor_org=convenor_org, actor=actor, at=self.clock(),
+            process_id=process_id,
+            strand_id=strand_id,
+            title=title,
+            starts_at=starts_at,
+            disclosure=disclosure,
+            convenor_org=convenor_org,
+            actor=actor,
+            at=self.clock(),
             id=self._id(id),
         )
         return self._commit(meeting)
@@ -458,9 +501,17 @@ class LedgerApplication(Application[UUID]):
         for meeting_id in meeting_ids:
             self._get(Meeting, meeting_id)
         publication = Publication.publish(
-            process_id=process_id, pub_kind=pub_kind, title=title, sha256=sha256, size=size,
-            media_type=media_type, proposal_ids=list(proposal_ids),
-            meeting_ids=list(meeting_ids), actor=actor, at=self.clock(), id=self._id(id),
+            process_id=process_id,
+            pub_kind=pub_kind,
+            title=title,
+            sha256=sha256,
+            size=size,
+            media_type=media_type,
+            proposal_ids=list(proposal_ids),
+            meeting_ids=list(meeting_ids),
+            actor=actor,
+            at=self.clock(),
+            id=self._id(id),
         )
         return self._commit(publication)
 
@@ -484,22 +535,35 @@ class LedgerApplication(Application[UUID]):
     # corrections ---------------------------------------------------------------------------
 
     def record_correction(
-        self, *, corrects_index: int, reason: str, correction: dict[str, Any], actor: Actor
+        self,
+        *,
+        corrects_index: int,
+        reason: str,
+        correction: dict[str, Any],
+        actor: Actor,
+        id: str | UUID | None = None,
     ) -> Receipt:
         """Correct an earlier entry by a new entry pointing at it."""
         if not isinstance(corrects_index, int) or isinstance(corrects_index, bool):
             raise InvalidInputError("corrects_index must be an integer")
         reader = open_reader(self.settings)
         try:
-            found = reader.entries(corrects_index, corrects_index + 1) if corrects_index >= 0 else []
+            found = (
+                reader.entries(corrects_index, corrects_index + 1) if corrects_index >= 0 else []
+            )
         finally:
             reader.close()
         if not found:
             raise NotFoundError(f"there is no entry {corrects_index} to correct")
         corrected = parse_entry(found[0])
         correction_record = Correction.record(
-            corrects_index=corrects_index, corrects_type=corrected["type"], reason=reason,
-            correction=correction, actor=actor, at=self.clock(),
+            corrects_index=corrects_index,
+            corrects_type=corrected["type"],
+            reason=reason,
+            correction=correction,
+            actor=actor,
+            at=self.clock(),
+            id=self._id(id),
         )
         return self._commit(correction_record)
 
@@ -522,9 +586,24 @@ class LedgerApplication(Application[UUID]):
 
 
 COMMANDS: tuple[str, ...] = (
-    "start_process", "add_strand", "start_phase", "register_organisation", "add_membership",
-    "end_membership", "table_proposal", "propose_amendment", "decide_amendment",
-    "revise_proposal", "change_proposal_status", "link_legislative_outcome",
-    "schedule_meeting", "record_meeting_held", "record_meeting_outcome", "agree_minutes",
-    "publish", "withdraw_publication", "supersede_publication", "record_correction",
+    "start_process",
+    "add_strand",
+    "start_phase",
+    "register_organisation",
+    "add_membership",
+    "end_membership",
+    "table_proposal",
+    "propose_amendment",
+    "decide_amendment",
+    "revise_proposal",
+    "change_proposal_status",
+    "link_legislative_outcome",
+    "schedule_meeting",
+    "record_meeting_held",
+    "record_meeting_outcome",
+    "agree_minutes",
+    "publish",
+    "withdraw_publication",
+    "supersede_publication",
+    "record_correction",
 )

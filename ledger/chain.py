@@ -18,6 +18,7 @@ every append) catches a truncated tail or an entry appended outside the ledger.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,9 +27,9 @@ from typing import Any
 
 import orjson
 
-from ledger.encoding import ENTRY_KEYS, GENESIS_PREV, canonical, entry_hash
+from ledger.encoding import ENTRY_KEYS, GENESIS_PREV, canonical
 from ledger.errors import EncodingError
-from ledger.merkle import CompactRange, hash_leaf
+from ledger.merkle import CompactRange
 
 __all__ = [
     "ChainReport",
@@ -77,14 +78,10 @@ class EventRow:
     state: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class LogRow:
-    """One row of the entries table joined with the event row it covers."""
-
-    index: int
-    entry: bytes
-    stored_hash: bytes
-    event: EventRow | None
+# One entries row joined with the event row it covers, as the reader streams it:
+# (index, entry, stored_hash, originator_id, originator_version, topic, state); the event
+# columns are None when no event row matches. Plain tuples: this is the hot loop.
+LogRow = tuple[int, bytes, bytes, str | None, int | None, str | None, bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +108,7 @@ class ChainReport:
 
 
 EventCheck = Callable[[dict[str, Any], EventRow | None], str | None]
+EntrySplice = Callable[[bytes, int, str, str, int, str], bytes]
 
 
 def parse_entry(entry: bytes) -> dict[str, Any]:
@@ -131,91 +129,219 @@ def parse_entry(entry: bytes) -> dict[str, Any]:
     return obj
 
 
+@dataclass(slots=True)
+class Segment:
+    """What scanning the rows from ``start`` found; segments join into one report."""
+
+    start: int
+    count: int  # rows verified intact from start
+    stack: list[bytes]  # perfect-subtree roots of those rows' leaves, largest first
+    entry_before: bytes  # hash of entry start - 1 as this scan read it (zeros at 0)
+    last_hash: bytes  # hash of the last intact entry (entry_before when count is 0)
+    last_prev: bytes  # hash of the entry before that one
+    damage: Damage | None
+    seconds: float
+
+
+def scan_segment(
+    rows: Iterable[LogRow],
+    *,
+    start: int,
+    prev: bytes,
+    prev_prev: bytes,
+    check_event: EventCheck,
+    expected_entry: EntrySplice,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 10_000,
+) -> Segment:
+    """Verify rows from index ``start`` (a multiple of a power of two ≥ their count).
+
+    The fast path rebuilds each entry from its event row, index and the previous hash and
+    compares bytes: equal bytes prove index, link, subject, type, actor, data, time and
+    canonical form at once. Anything else falls to the slow path, which names the damage.
+    """
+    started = time.perf_counter()
+    # The RFC 9162 tree grows as a stack of perfect-subtree roots (CompactRange), inlined
+    # here because this loop runs once per entry of the whole log.
+    stack: list[bytes] = []
+    sha256 = hashlib.sha256
+    leaf_prefix, node_prefix = b"\x00", b"\x01"
+    entry_before = prev
+    expected = start
+    prev_hex = prev.hex()
+    next_progress = start + progress_every
+    damage = None
+    for index, entry, stored_hash, oid, version, topic, state in rows:
+        actual_hash = sha256(entry).digest()
+        if not (
+            index == expected
+            and actual_hash == stored_hash
+            and state is not None
+            and entry == expected_entry(state, index, prev_hex, oid, version, topic)  # type: ignore[arg-type]
+        ):
+            damage = _diagnose(
+                expected,
+                index,
+                entry,
+                stored_hash,
+                actual_hash,
+                prev,
+                prev_prev,
+                None if oid is None else EventRow(oid, version, topic, state),  # type: ignore[arg-type]
+                check_event,
+            )
+            if damage is not None:
+                break
+        node = sha256(leaf_prefix + entry).digest()
+        carry = expected - start
+        while carry & 1:
+            node = sha256(node_prefix + stack.pop() + node).digest()
+            carry >>= 1
+        stack.append(node)
+        prev_prev, prev = prev, actual_hash
+        prev_hex = actual_hash.hex()
+        expected += 1
+        if progress is not None and expected >= next_progress:
+            progress(expected)
+            next_progress += progress_every
+    if damage is not None and damage.index < expected:
+        # An inserted entry is only recognised one row later: undo the foreign leaf.
+        expected = damage.index
+        stack = []  # a damaged log reports no root
+        prev, prev_prev = prev_prev, b""
+    return Segment(
+        start,
+        expected - start,
+        stack,
+        entry_before,
+        prev,
+        prev_prev,
+        damage,
+        time.perf_counter() - started,
+    )
+
+
+def join_segments(
+    segments: Iterable[Segment], *, head: LogHead | None, started: float
+) -> ChainReport:
+    """Join consecutive segment scans into one report, then check the sealed head."""
+    stack: list[bytes] = []
+    size = 0
+    prev = prev_prev = bytes.fromhex(GENESIS_PREV)
+    for segment in segments:
+        if segment.start != size or segment.entry_before != prev:
+            damage = Damage(size, DamageKind.BROKEN_LINK, "log changed while it was verified")
+            return ChainReport(size, prev, None, time.perf_counter() - started, damage)
+        if segment.damage is not None:
+            damage = segment.damage
+            at_end = damage.index == segment.start + segment.count
+            return ChainReport(
+                damage.index,
+                segment.last_hash if at_end else None,
+                None,
+                time.perf_counter() - started,
+                damage,
+            )
+        if segment.count:
+            prev_prev, prev = segment.last_prev, segment.last_hash
+        # The segment's roots are perfect subtrees, one per set bit of its count, largest
+        # first; the segment starts at a multiple of its own power-of-two span, so each
+        # joins the global range exactly as if its leaves had been appended one by one.
+        heights = [
+            h for h in range(segment.count.bit_length() - 1, -1, -1) if segment.count >> h & 1
+        ]
+        for height, root in zip(heights, segment.stack, strict=True):
+            node = root
+            carry = size >> height
+            while carry & 1:
+                node = hashlib.sha256(b"\x01" + stack.pop() + node).digest()
+                carry >>= 1
+            stack.append(node)
+            size += 1 << height
+    sealed = _check_head(head, size, prev)
+    if sealed is not None:
+        intact = {size: prev, size - 1: prev_prev}.get(sealed.index)
+        return ChainReport(sealed.index, intact, None, time.perf_counter() - started, sealed)
+    root = CompactRange.from_stack(size, stack).root()
+    return ChainReport(size, prev, root, time.perf_counter() - started, None)
+
+
+def _check_head(head: LogHead | None, size: int, last: bytes) -> Damage | None:
+    if head is None:
+        return None
+    if head.size > size:
+        return Damage(
+            size, DamageKind.TRUNCATED, f"the log was sealed at {head.size} entries; {size} remain"
+        )
+    if head.size < size:
+        return Damage(
+            head.size,
+            DamageKind.INSERTED_ENTRY,
+            f"the log was sealed at {head.size} entries; {size} are stored",
+        )
+    if size and head.head_hash != last:
+        return Damage(size - 1, DamageKind.CHANGED_BYTES, "last entry is not the sealed head")
+    return None
+
+
 def verify_chain(
     rows: Iterable[LogRow],
     *,
     head: LogHead | None,
     check_event: EventCheck,
+    expected_entry: EntrySplice,
     progress: Callable[[int], None] | None = None,
-    progress_every: int = 10_000,
 ) -> ChainReport:
-    """Verify links, leaves and event rows of the whole log, streaming."""
+    """Verify links, leaves and event rows of the whole log in one streaming pass."""
     started = time.perf_counter()
-    tree = CompactRange()
-    expected = 0
-    prev = bytes.fromhex(GENESIS_PREV)
-    prev_prev = prev
-
-    def report(damage: Damage | None) -> ChainReport:
-        if damage is None:
-            return ChainReport(expected, prev, tree.root(), time.perf_counter() - started, None)
-        # Damage: only the entries before the damaged index count as verified.
-        intact_head = {expected: prev, expected - 1: prev_prev}.get(damage.index)
-        return ChainReport(
-            damage.index, intact_head, None, time.perf_counter() - started, damage
-        )
-
-    for row in rows:
-        if row.index > expected:
-            return report(
-                Damage(expected, DamageKind.MISSING_ENTRY, f"next stored index is {row.index}")
-            )
-        actual_hash = entry_hash(row.entry)
-        if actual_hash != row.stored_hash:
-            return report(
-                Damage(expected, DamageKind.CHANGED_BYTES, "entry bytes do not match their hash")
-            )
-        try:
-            entry = parse_entry(row.entry)
-        except EncodingError as exc:
-            return report(Damage(expected, DamageKind.CHANGED_BYTES, str(exc)))
-        claimed = entry["index"]
-        if claimed != expected:
-            if claimed == expected - 1 and entry["prev"] == prev_prev.hex():
-                return report(
-                    Damage(
-                        expected - 1,
-                        DamageKind.INSERTED_ENTRY,
-                        f"entry {claimed} follows a foreign entry at index {claimed}",
-                    )
-                )
-            return report(
-                Damage(expected, DamageKind.REORDERED, f"entry {claimed} is stored at {expected}")
-            )
-        if entry["prev"] != prev.hex():
-            return report(
-                Damage(expected, DamageKind.BROKEN_LINK, "prev is not the previous entry's hash")
-            )
-        mismatch = check_event(entry, row.event)
-        if mismatch is not None:
-            return report(Damage(expected, DamageKind.EVENT_MISMATCH, mismatch))
-        tree.append(hash_leaf(row.entry))
-        prev_prev, prev = prev, actual_hash
-        expected += 1
-        if progress is not None and expected % progress_every == 0:
-            progress(expected)
-
-    if head is not None:
-        if head.size > expected:
-            return report(
-                Damage(
-                    expected,
-                    DamageKind.TRUNCATED,
-                    f"the log was sealed at {head.size} entries; {expected} remain",
-                )
-            )
-        if head.size < expected:
-            return report(
-                Damage(
-                    head.size,
-                    DamageKind.INSERTED_ENTRY,
-                    f"the log was sealed at {head.size} entries; {expected} are stored",
-                )
-            )
-        if expected and head.head_hash != prev:
-            return report(
-                Damage(expected - 1, DamageKind.CHANGED_BYTES, "last entry is not the sealed head")
-            )
+    genesis = bytes.fromhex(GENESIS_PREV)
+    segment = scan_segment(
+        rows,
+        start=0,
+        prev=genesis,
+        prev_prev=genesis,
+        check_event=check_event,
+        expected_entry=expected_entry,
+        progress=progress,
+    )
+    report = join_segments([segment], head=head, started=started)
     if progress is not None:
-        progress(expected)
-    return report(None)
+        progress(report.size)
+    return report
+
+
+def _diagnose(
+    expected: int,
+    index: int,
+    entry: bytes,
+    stored_hash: bytes,
+    actual_hash: bytes,
+    prev: bytes,
+    prev_prev: bytes,
+    event: EventRow | None,
+    check_event: EventCheck,
+) -> Damage | None:
+    """The slow path: say what is wrong with this row, in the documented order."""
+    if index > expected:
+        return Damage(expected, DamageKind.MISSING_ENTRY, f"next stored index is {index}")
+    if actual_hash != stored_hash:
+        return Damage(expected, DamageKind.CHANGED_BYTES, "entry bytes do not match their hash")
+    try:
+        fields = parse_entry(entry)
+    except EncodingError as exc:
+        return Damage(expected, DamageKind.CHANGED_BYTES, str(exc))
+    claimed = fields["index"]
+    if claimed != expected:
+        if claimed == expected - 1 and fields["prev"] == prev_prev.hex():
+            return Damage(
+                expected - 1,
+                DamageKind.INSERTED_ENTRY,
+                f"entry {claimed} follows a foreign entry at index {claimed}",
+            )
+        return Damage(expected, DamageKind.REORDERED, f"entry {claimed} is stored at {expected}")
+    if fields["prev"] != prev.hex():
+        return Damage(expected, DamageKind.BROKEN_LINK, "prev is not the previous entry's hash")
+    mismatch = check_event(fields, event)
+    if mismatch is not None:
+        return Damage(expected, DamageKind.EVENT_MISMATCH, mismatch)
+    return None

@@ -59,27 +59,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from ledger.storage import open_reader
-    from ledger.verify import verify_log
+    from ledger.verify import verify_store
 
     settings = _settings(args)
     reader = open_reader(settings)
     try:
         head = reader.head()
-        total = head.size if head is not None else None
-        console = Console(stderr=True)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=args.quiet or args.json or not console.is_terminal,
-        ) as bar:
-            task = bar.add_task("verifying", total=total)
-            report = verify_log(reader, progress=lambda n: bar.update(task, completed=n))
     finally:
         reader.close()
+    console = Console(stderr=True)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=args.quiet or args.json or not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("verifying", total=head.size if head is not None else None)
+        report = verify_store(
+            settings, jobs=args.jobs, progress=lambda n: bar.update(task, completed=n)
+        )
 
     rate = report.size / report.seconds if report.seconds > 0 else 0.0
     if args.json:
@@ -95,12 +96,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     "seconds": round(report.seconds, 6),
                     "damage": None
                     if damage is None
-                    else {"index": damage.index, "kind": damage.kind.value, "detail": damage.detail},
+                    else {
+                        "index": damage.index,
+                        "kind": damage.kind.value,
+                        "detail": damage.detail,
+                    },
                 }
             ).decode()
         )
     elif report.damage is None:
-        assert report.root is not None and report.head_hash is not None
+        assert report.root is not None
+        assert report.head_hash is not None
         if not args.quiet:
             _out("ledger verify: OK, the log is intact")
             _out(f"  store        {settings.describe_store()}")
@@ -280,7 +286,8 @@ def _parser() -> argparse.ArgumentParser:
         "--database-url", help="postgresql://… to use PostgreSQL (env LEDGER_DATABASE_URL)"
     )
     parser = argparse.ArgumentParser(
-        prog="ledger", description="Open Policy Ledger: a tamper-evident record of open policy making."
+        prog="ledger",
+        description="Open Policy Ledger: a tamper-evident record of open policy making.",
     )
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -291,6 +298,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", parents=[common], help="verify the whole stored log")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="processes for large logs (default: one per CPU; 1 = a single streaming pass)",
+    )
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("migrate", parents=[common], help="create or upgrade the schema")

@@ -1,4 +1,4 @@
-"""A worked example: the 2014–2016 UK data-sharing open policy process, recorded end to end.
+"""A worked example: the 2014-2016 UK data-sharing open policy process, recorded end to end.
 
 The story is a *model*, told in our own words: between 2014 and 2016 officials, local
 government, civil-society and privacy groups, academics and an external advisory group
@@ -16,15 +16,13 @@ two empty ledgers gives byte-identical logs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
 from ledger.actors import Actor
-from ledger.aggregates import Correction
 from ledger.application import LedgerApplication, Receipt
 
 __all__ = ["DEMO_NAMESPACE", "DemoClock", "DemoSummary", "demo_id", "record_demo"]
@@ -119,30 +117,6 @@ def _insert(section_id: str, heading: str, text: str, after: str) -> dict[str, s
 
 def _section(section_id: str, heading: str, text: str) -> dict[str, str]:
     return {"id": section_id, "heading": heading, "text": text}
-
-
-@contextmanager
-def _fixed_correction_id(correction_id: UUID) -> Iterator[None]:
-    """Give the next correction a known id.
-
-    ``LedgerApplication.record_correction`` accepts no ``id`` and ``Correction.record``
-    passes ``id=None``, so eventsourcing gives every correction a random ``uuid4``: the
-    demo could not be reproduced byte for byte. Until the command takes an id, the class's
-    ``create_id`` is swapped for the duration of the one call and then restored.
-    """
-
-    def create_id(*_: object, **__: object) -> UUID:
-        return correction_id
-
-    own = vars(Correction).get("create_id")
-    Correction.create_id = staticmethod(create_id)  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        if own is None:
-            del Correction.create_id
-        else:
-            Correction.create_id = own  # type: ignore[method-assign]
 
 
 # Who took part ---------------------------------------------------------------------------
@@ -551,7 +525,7 @@ class _Story:
         self.publications[key] = publication_id
         return publication_id
 
-    # chapter 1: setting up, May–September 2014 ---------------------------------------------
+    # chapter 1: setting up, May-September 2014 ---------------------------------------------
 
     def set_up(self) -> None:
         self.chapter("Chapter 1 (May 2014): starting the process, its strands and members")
@@ -625,10 +599,10 @@ class _Story:
                 )
             )
 
-    # chapter 2: scoping, June–July 2014 ----------------------------------------------------
+    # chapter 2: scoping, June-July 2014 ----------------------------------------------------
 
     def scoping(self) -> None:
-        self.chapter("Chapter 2 (June–July 2014): scoping workshop and civil society roundtable")
+        self.chapter("Chapter 2 (June-July 2014): scoping workshop and civil society roundtable")
         m1 = self.schedule(
             "scoping-workshop",
             title="Scoping workshop: is there a case for change?",
@@ -756,7 +730,7 @@ class _Story:
     # chapter 3: working groups, autumn 2014 ------------------------------------------------
 
     def working_groups(self) -> None:
-        self.chapter("Chapter 3 (September–December 2014): strand working groups table proposals")
+        self.chapter("Chapter 3 (September-December 2014): strand working groups table proposals")
         self.phase(
             _day(2014, 9, 15, 9),
             "working-groups",
@@ -1212,7 +1186,7 @@ class _Story:
     # chapter 4: drafting options, 2015 ---------------------------------------------------
 
     def drafting(self) -> None:
-        self.chapter("Chapter 4 (January–October 2015): amendments, revisions and options")
+        self.chapter("Chapter 4 (January-October 2015): amendments, revisions and options")
         m6 = self.schedule(
             "tps-wg-2",
             title="Tailored public services working group 2",
@@ -1807,32 +1781,37 @@ class _Story:
             ],
         )
         self.at(_day(2015, 10, 20, 9))
-        with _fixed_correction_id(UUID(demo_id("correction", "eag-2-organisation-name"))):
-            self._count(
-                self.app.record_correction(
-                    corrects_index=receipt.index,
-                    actor=self.admin,
-                    reason="Organisation name misspelt in outcome item 3.",
-                    correction={
-                        "field": "items[2].text",
-                        "was": "Riverside Borugh Council",
-                        "now": "Riverside Borough Council",
-                    },
-                )
+        self._count(
+            self.app.record_correction(
+                corrects_index=receipt.index,
+                actor=self.admin,
+                reason="Organisation name misspelt in outcome item 3.",
+                correction={
+                    "field": "items[2].text",
+                    "was": "Riverside Borugh Council",
+                    "now": "Riverside Borough Council",
+                },
+                id=demo_id("correction", "eag-2-organisation-name"),
             )
+        )
+        # The agreed minutes carry the corrected name; the outcome entry itself never changes.
+        m11.items[2] = {
+            **m11.items[2],
+            "text": typo.replace("Riverside Borugh Council", "Riverside Borough Council"),
+        }
         self.minutes(
             m11,
             _day(2015, 10, 23, 11),
             [
-                "The outcome entry misspelt an organisation's name; the ledger records a "
-                "correction.",
+                "The outcome entry misspelt an organisation's name in item 3; the ledger "
+                "records a correction and these minutes use the correct name.",
             ],
         )
 
     # chapter 5: public consultation, 2016 ------------------------------------------------
 
     def consultation(self) -> None:
-        self.chapter("Chapter 5 (February–June 2016): public consultation and revisions")
+        self.chapter("Chapter 5 (February-June 2016): public consultation and revisions")
         self.phase(
             _day(2016, 2, 29, 8),
             "public-consultation",
@@ -2110,10 +2089,10 @@ class _Story:
         )
         self.minutes(m13, _day(2016, 5, 27, 11))
 
-    # chapter 6: legislation, 2016–2017 ---------------------------------------------------
+    # chapter 6: legislation, 2016-2017 ---------------------------------------------------
 
     def legislation(self) -> None:
-        self.chapter("Chapter 6 (July 2016–April 2017): the Bill and the Act")
+        self.chapter("Chapter 6 (July 2016-April 2017): the Bill and the Act")
         self.phase(
             _day(2016, 7, 5, 8),
             "legislation",
@@ -2242,7 +2221,7 @@ def record_demo(
     """Record the demo process into ``app`` (an empty ledger).
 
     Sets ``app.clock`` to a :class:`DemoClock` starting 2014-05-01 and moves it through
-    2014–2017 as the story goes. ``progress`` is called with a message at each chapter.
+    2014-2017 as the story goes. ``progress`` is called with a message at each chapter.
     """
     story = _Story(app, progress)
     story.set_up()

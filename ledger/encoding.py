@@ -88,7 +88,35 @@ def _check_text(text: str) -> None:
 
 def canonical(value: Any) -> bytes:
     """Encode ``value`` as canonical JSON bytes."""
+    if not _needs_rebuild(value, 0):
+        # Plain JSON values whose keys sort the same by UTF-16 code units and by code
+        # points (no key beyond the BMP): orjson's sorted output is already RFC 8785.
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # canonicalize() below names what is wrong
     return orjson.dumps(canonicalize(value))
+
+
+def _needs_rebuild(value: Any, depth: int) -> bool:
+    """True when ``value`` needs :func:`canonicalize` (conversions, astral keys, errors)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return False
+    if kind is int:
+        return not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if depth > _MAX_DEPTH:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
+                return True
+            if _needs_rebuild(item, depth + 1):
+                return True
+        return False
+    if kind is list:
+        return any(_needs_rebuild(item, depth + 1) for item in value)
+    return True
 
 
 def format_time(moment: datetime) -> str:
@@ -110,7 +138,7 @@ def encode_entry(
     *,
     index: int,
     prev: str,
-    type: str,  # noqa: A002 - the field is called "type" in the entry format
+    type: str,
     subject: Mapping[str, Any],
     time: str,
     actor: Mapping[str, Any],

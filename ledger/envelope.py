@@ -22,16 +22,23 @@ from eventsourcing.utils import get_topic, resolve_topic
 from ledger.chain import EventRow
 from ledger.encoding import (
     GENESIS_PREV,
+    MAX_ENTRY_BYTES,
     MAX_SAFE_INTEGER,
     canonical,
-    encode_entry,
     entry_hash,
     format_time,
     parse_time,
 )
+from ledger.errors import EntryTooLargeError
 from ledger.events import kind_of
 
-__all__ = ["EntryMapper", "SequencedEntry", "check_event", "sequence_entries"]
+__all__ = [
+    "EntryMapper",
+    "SequencedEntry",
+    "check_event",
+    "expected_entry",
+    "sequence_entries",
+]
 
 _ENVELOPE_FIELDS = ("originator_id", "originator_version", "timestamp", "actor")
 
@@ -62,17 +69,23 @@ class EntryMapper(Mapper[UUID]):
         topic = get_topic(type(domain_event))
         time = format_time(timestamp)
         state = canonical({"actor": actor, "data": fields, "time": time})
-        # Refuse an oversize entry now, before anything is written: the largest index and
-        # any prev give the longest entry this event can become.
-        encode_entry(
-            index=MAX_SAFE_INTEGER,
-            prev=GENESIS_PREV,
-            type=topic,
-            subject=_subject(topic, originator_id, originator_version),
-            time=time,
-            actor=actor,
-            data=fields,
+        # Refuse an oversize entry now, before anything is written: the largest index
+        # gives the longest entry this event can become.
+        longest = len(
+            expected_entry(
+                state,
+                MAX_SAFE_INTEGER,
+                GENESIS_PREV,
+                str(originator_id),
+                originator_version,
+                topic,
+            )
         )
+        if longest > MAX_ENTRY_BYTES:
+            raise EntryTooLargeError(
+                f"entry would be up to {longest} bytes; the limit is {MAX_ENTRY_BYTES}. "
+                "Store large documents outside the log and record their SHA-256."
+            )
         return StoredEvent(
             originator_id=originator_id,
             originator_version=originator_version,
@@ -92,7 +105,7 @@ class EntryMapper(Mapper[UUID]):
         )
         fields["originator_version"] = stored_event.originator_version
         if issubclass(cls, CanInitAggregate):
-            fields["originator_topic"] = cls.AGGREGATE_TOPIC  # type: ignore[attr-defined]
+            fields["originator_topic"] = cls.AGGREGATE_TOPIC
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", fields)
         return cast(DomainEventProtocol[UUID], domain_event)
@@ -122,15 +135,15 @@ def sequence_entries(
     sequenced = []
     prev = head_hash
     for offset, (stored, event_id) in enumerate(zip(stored_events, event_ids, strict=True)):
-        envelope = orjson.loads(stored.state)
-        entry = encode_entry(
-            index=size + offset,
-            prev=prev.hex(),
-            type=stored.topic,
-            subject=_subject(stored.topic, stored.originator_id, stored.originator_version),
-            time=envelope["time"],
-            actor=envelope["actor"],
-            data=envelope["data"],
+        # The state is canonical (the mapper wrote it), so splicing in index, prev, subject
+        # and type yields the canonical entry; the tests hold this against encode_entry.
+        entry = expected_entry(
+            stored.state,
+            size + offset,
+            prev.hex(),
+            str(stored.originator_id),
+            stored.originator_version,
+            stored.topic,
         )
         prev = entry_hash(entry)
         sequenced.append(SequencedEntry(size + offset, entry, prev, event_id))
@@ -152,3 +165,34 @@ def check_event(entry: dict[str, Any], event: EventRow | None) -> str | None:
     if envelope != {"actor": entry["actor"], "data": entry["data"], "time": entry["time"]}:
         return "event state differs from the entry's actor, data or time"
     return None
+
+
+_TIME_KEY = b',"time":'
+
+
+def expected_entry(
+    state: bytes, index: int, prev_hex: str, originator_id: str, version: int, topic: str
+) -> bytes:
+    """The entry bytes an event row must have, spliced without parsing (verify's fast path).
+
+    Canonical key order puts ``index``, ``prev`` and ``subject`` between the state's
+    ``data`` and ``time``, and ``type`` last; ``time`` is the state's last key, so its last
+    ``,"time":`` is the top-level one (any quote inside a string is escaped). A row whose
+    state is not in this shape yields bytes that cannot match, and the slow path explains.
+    """
+    cut = state.rfind(_TIME_KEY)
+    return b"".join(
+        (
+            state[:cut],
+            b',"index":%d,"prev":"%s","subject":{"id":"%s","kind":"%s","version":%d}'
+            % (
+                index,
+                prev_hex.encode(),
+                originator_id.encode(),
+                topic.partition(".")[0].encode(),
+                version,
+            ),
+            state[cut:-1],
+            b',"type":"%s"}' % topic.encode(),
+        )
+    )

@@ -1,15 +1,15 @@
 """One exception hierarchy for the whole ledger.
 
-    LedgerError
-    ├── InvalidInputError          bad arguments; nothing was recorded
-    │   ├── EncodingError          a value that has no canonical entry form
-    │   └── EntryTooLargeError     an entry over the 65,535-byte limit
-    ├── NotFoundError              an unknown process, proposal, meeting, organisation …
-    ├── ConflictError              the request raced or acted on stale state (HTTP 409)
-    │   ├── StaleVersionError      acted on a version that is no longer current
-    │   └── ConcurrentWriteError   another writer changed the same aggregate first
-    ├── RuleViolationError         the domain forbids it (decided twice, meeting not held …)
-    └── StorageError               the database is missing, unreadable or not migrated
+LedgerError
+├── InvalidInputError          bad arguments; nothing was recorded
+│   ├── EncodingError          a value that has no canonical entry form
+│   └── EntryTooLargeError     an entry over the 65,535-byte limit
+├── NotFoundError              an unknown process, proposal, meeting, organisation …
+├── ConflictError              the request raced or acted on stale state (HTTP 409)
+│   ├── StaleVersionError      acted on a version that is no longer current
+│   └── ConcurrentWriteError   another writer changed the same aggregate first
+├── RuleViolationError         the domain forbids it (decided twice, meeting not held …)
+└── StorageError               the database is missing, unreadable or not migrated
 """
 
 from __future__ import annotations

@@ -86,6 +86,16 @@ class CompactRange:
         self._size = 0
         self._stack: list[bytes] = []
 
+    @classmethod
+    def from_stack(cls, size: int, stack: list[bytes]) -> CompactRange:
+        """Rebuild a range from its size and perfect-subtree roots, largest first."""
+        if len(stack) != size.bit_count():
+            raise ValueError(f"a range of size {size} has {size.bit_count()} subtree roots")
+        compact = cls()
+        compact._size = size
+        compact._stack = list(stack)
+        return compact
+
     @property
     def size(self) -> int:
         """Number of leaf hashes appended so far."""

@@ -20,9 +20,7 @@ import pytest
 
 from ledger.settings import Settings
 
-PG_URL = os.environ.get(
-    "LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -38,9 +36,7 @@ class Store:
         """A raw autocommit DB-API connection to the store."""
         if self.kind == "sqlite":
             return sqlite3.connect(self.settings.sqlite_path, isolation_level=None)
-        return psycopg.connect(
-            PG_URL, autocommit=True, options=f"-c search_path={self.schema}"
-        )
+        return psycopg.connect(PG_URL, autocommit=True, options=f"-c search_path={self.schema}")
 
     def q(self, sql: str) -> str:
         """Adapt ``?`` placeholders to the driver."""

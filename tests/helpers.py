@@ -30,28 +30,58 @@ def record_sample(app: LedgerApplication, *, amendments: int = 3) -> Sample:
     keep(r)
     s.process_id = r.subject_id
     keep(app.add_strand(s.process_id, strand_id="research", title="Research", actor=OFFICIAL))
-    for name, kind in [("Cabinet Office", "department"), ("Privacy Group", "civil_society"),
-                       ("City Council", "local_authority")]:
+    for name, kind in [
+        ("Cabinet Office", "department"),
+        ("Privacy Group", "civil_society"),
+        ("City Council", "local_authority"),
+    ]:
         r = app.register_organisation(name=name, org_kind=kind, actor=OFFICIAL)
         keep(r)
         s.org_ids.append(r.subject_id)
-    r = app.schedule_meeting(process_id=s.process_id, strand_id="research", title="Meeting 1",
-                             starts_at="2015-01-10T10:00:00Z", convenor_org=s.org_ids[0],
-                             actor=OFFICIAL)
+    r = app.schedule_meeting(
+        process_id=s.process_id,
+        strand_id="research",
+        title="Meeting 1",
+        starts_at="2015-01-10T10:00:00Z",
+        convenor_org=s.org_ids[0],
+        actor=OFFICIAL,
+    )
     keep(r)
     s.meeting_id = r.subject_id
-    keep(app.record_meeting_held(s.meeting_id, attending_orgs=s.org_ids,
-                                 held_at="2015-01-10T10:00:00Z", actor=OFFICIAL))
-    r = app.table_proposal(process_id=s.process_id, strand_id="research", title="Research access",
-                           sections=[{"id": "s1", "heading": "Purpose", "text": "Allow access."},
-                                     {"id": "s2", "heading": "Safeguards", "text": "Accredit."}],
-                           sponsor_org=s.org_ids[0], actor=OFFICIAL)
+    keep(
+        app.record_meeting_held(
+            s.meeting_id, attending_orgs=s.org_ids, held_at="2015-01-10T10:00:00Z", actor=OFFICIAL
+        )
+    )
+    r = app.table_proposal(
+        process_id=s.process_id,
+        strand_id="research",
+        title="Research access",
+        sections=[
+            {"id": "s1", "heading": "Purpose", "text": "Allow access."},
+            {"id": "s2", "heading": "Safeguards", "text": "Accredit."},
+        ],
+        sponsor_org=s.org_ids[0],
+        actor=OFFICIAL,
+    )
     keep(r)
     s.proposal_id = r.subject_id
     for n in range(amendments):
-        keep(app.propose_amendment(s.proposal_id, base_version=1,
-                                   changes=[{"op": "replace", "section_id": "s2",
-                                             "text": f"Accredit processors, draft {n}."}],
-                                   rationale="tighter", proposer_org=s.org_ids[1],
-                                   meeting_id=s.meeting_id, actor=OFFICIAL))
+        keep(
+            app.propose_amendment(
+                s.proposal_id,
+                base_version=1,
+                changes=[
+                    {
+                        "op": "replace",
+                        "section_id": "s2",
+                        "text": f"Accredit processors, draft {n}.",
+                    }
+                ],
+                rationale="tighter",
+                proposer_org=s.org_ids[1],
+                meeting_id=s.meeting_id,
+                actor=OFFICIAL,
+            )
+        )
     return s

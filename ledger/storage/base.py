@@ -30,8 +30,11 @@ class LogReader(Protocol):
     def head(self) -> LogHead | None:
         """The sealed head, or None when the store has no head row."""
 
-    def rows(self, start: int = 0) -> Iterator[LogRow]:
-        """Entries joined with their event rows, in index order, streamed."""
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[LogRow]:
+        """Entries ``start <= index < stop`` joined with their event rows, in order, streamed."""
+
+    def extent(self) -> int:
+        """One past the highest stored index (0 when empty)."""
 
     def entries(self, start: int, stop: int) -> list[bytes]:
         """The verbatim bytes of entries ``start`` (inclusive) to ``stop`` (exclusive)."""

@@ -6,6 +6,7 @@ the table lock below, and with it the guarantee that index order is commit order
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -18,7 +19,7 @@ from eventsourcing.postgres import (
     PostgresFactory,
 )
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composable, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.chain import EventRow, LogHead, LogRow
 from ledger.encoding import GENESIS_PREV
@@ -50,7 +51,7 @@ def env_from_url(url: str) -> dict[str, str]:
     }
 
 
-def _schema_statements(schema: str) -> list[Composable]:
+def _schema_statements(schema: str) -> list[Composed]:
     ident = Identifier
     return [
         SQL(
@@ -66,9 +67,9 @@ def _schema_statements(schema: str) -> list[Composable]:
             "size bigint NOT NULL, "
             "head_hash bytea NOT NULL)"
         ).format(s=ident(schema), t=ident(HEAD_TABLE)),
-        SQL(
-            "INSERT INTO {s}.{t} VALUES (1, 0, '\\x{zeros}'::bytea) ON CONFLICT DO NOTHING"
-        ).format(s=ident(schema), t=ident(HEAD_TABLE), zeros=SQL(GENESIS_PREV)),
+        SQL("INSERT INTO {s}.{t} VALUES (1, 0, '\\x{zeros}'::bytea) ON CONFLICT DO NOTHING").format(
+            s=ident(schema), t=ident(HEAD_TABLE), zeros=SQL(GENESIS_PREV)
+        ),
     ]
 
 
@@ -89,9 +90,23 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self._insert_entry = SQL(
             "INSERT INTO {s}.{t} (idx, event_id, entry, entry_hash) VALUES (%s, %s, %s, %s)"
         ).format(s=schema, t=Identifier(ENTRIES_TABLE))
+        self._queued = threading.local()  # the head read queued in this thread's pipeline
         self._update_head = SQL("UPDATE {s}.{t} SET size = %s, head_hash = %s WHERE id = 1").format(
             s=schema, t=Identifier(HEAD_TABLE)
         )
+
+    def _insert_stored_events(
+        self,
+        curs: psycopg.Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> None:
+        super()._insert_stored_events(curs, stored_events, **kwargs)  # lock, notify, insert
+        # Queue the head read in the same pipeline, behind the table lock, so it arrives
+        # with the inserted ids in one round trip instead of costing another.
+        head_cursor = curs.connection.cursor()
+        head_cursor.execute(self._select_head, prepare=True)
+        self._queued.head_cursor = head_cursor
 
     def _fetch_ids_after_insert_events(
         self,
@@ -103,12 +118,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         assert event_ids is not None
         # Sequence. We are inside the transaction that inserted the event rows, after
         # "LOCK TABLE ledger_events IN EXCLUSIVE MODE": every other writer, on any host,
-        # waits for our COMMIT or ROLLBACK before it can insert. The head we read is
-        # therefore the latest committed one, and the dense index (unlike notification_id,
-        # a sequence that may skip after a rollback) continues it exactly. Entries and head
-        # commit with the event rows or not at all; a crash before COMMIT leaves nothing.
-        curs.execute(self._select_head, prepare=True)
-        head = curs.fetchone()
+        # waits for our COMMIT or ROLLBACK before it can insert. The head we read (queued
+        # behind the lock) is therefore the latest committed one, and the dense index
+        # (unlike notification_id, a sequence that may skip after a rollback) continues it
+        # exactly. Entries and head commit with the event rows or not at all; a crash
+        # before COMMIT leaves nothing.
+        with self._queued.__dict__.pop("head_cursor") as head_cursor:
+            head = head_cursor.fetchone()
         assert head is not None, "ledger_head row is missing: run `ledger migrate`"
         size, head_hash = head["size"], bytes(head["head_hash"])
         entries = sequence_entries(size, head_hash, stored_events, event_ids)
@@ -146,7 +162,7 @@ class PostgresLogReader:
         except psycopg.Error as exc:
             raise StorageError(f"cannot read the ledger in PostgreSQL: {_first_line(exc)}") from exc
 
-    def _sql(self, text: str) -> Composable:
+    def _sql(self, text: str) -> Composed:
         s = Identifier(self._schema)
         return SQL(text).format(
             h=SQL("{}.{}").format(s, Identifier(HEAD_TABLE)),
@@ -155,21 +171,25 @@ class PostgresLogReader:
         )
 
     def head(self) -> LogHead | None:
-        row = self._conn.execute(self._sql("SELECT size, head_hash FROM {h} WHERE id = 1")).fetchone()
+        row = self._conn.execute(
+            self._sql("SELECT size, head_hash FROM {h} WHERE id = 1")
+        ).fetchone()
         return None if row is None else LogHead(row[0], bytes(row[1]))
 
-    def rows(self, start: int = 0) -> Iterator[LogRow]:
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[LogRow]:
         query = self._sql(
             "SELECT e.idx, e.entry, e.entry_hash, s.originator_id::text, s.originator_version, "
             "s.topic, s.state FROM {e} e LEFT JOIN {v} s ON s.notification_id = e.event_id "
-            "WHERE e.idx >= %s ORDER BY e.idx"
+            "WHERE e.idx >= %s AND e.idx < %s ORDER BY e.idx"
         )
         with self._conn.cursor(name="ledger_rows") as cursor:
             cursor.itersize = 5000
-            cursor.execute(query, (start,))
-            for idx, entry, stored_hash, oid, version, topic, state in cursor:
-                event = None if oid is None else EventRow(oid, version, topic, bytes(state))
-                yield LogRow(idx, bytes(entry), bytes(stored_hash), event)
+            cursor.execute(query, (start, 2**63 - 1 if stop is None else stop))
+            yield from cursor
+
+    def extent(self) -> int:
+        row = self._conn.execute(self._sql("SELECT MAX(idx) FROM {e}")).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
 
     def entries(self, start: int, stop: int) -> list[bytes]:
         rows = self._conn.execute(

@@ -11,7 +11,6 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import (
@@ -28,6 +27,8 @@ from ledger.encoding import GENESIS_PREV
 from ledger.envelope import SequencedEntry, sequence_entries
 from ledger.errors import StorageError
 from ledger.storage.base import ENTRIES_TABLE, EVENTS_TABLE, HEAD_TABLE, UnloggedEvent
+
+_MAX_INDEX = 2**63 - 1
 
 __all__ = [
     "SQLiteLedgerFactory",
@@ -114,7 +115,7 @@ class SQLiteLedgerFactory(SQLiteFactory):
 
     def __init__(self, env: Any) -> None:
         super().__init__(env)
-        db_name = self.env.get(self.SQLITE_DBNAME)
+        db_name = str(self.env.get(self.SQLITE_DBNAME))
         lock_timeout = int(self.env.get(self.SQLITE_LOCK_TIMEOUT) or 30)
         self.datastore.close()
         self.datastore = SQLiteLedgerDatastore(db_name, lock_timeout=lock_timeout)
@@ -126,11 +127,11 @@ class SQLiteLedgerFactory(SQLiteFactory):
         return recorder
 
 
-def _uuid_text(value: str) -> str:
-    try:
-        return str(UUID(value))
-    except ValueError:
+def _uuid_text(value: str | None) -> str | None:
+    """SQLite keeps UUIDs as 32 hex digits; entries name them in the hyphenated form."""
+    if value is None or len(value) != 32:
         return value
+    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
 
 
 class SQLiteLogReader:
@@ -149,20 +150,25 @@ class SQLiteLogReader:
             raise StorageError(f"cannot read ledger database {path}: {exc}") from exc
 
     def head(self) -> LogHead | None:
-        row = self._conn.execute(f"SELECT size, head_hash FROM {HEAD_TABLE} WHERE id = 1").fetchone()
+        row = self._conn.execute(
+            f"SELECT size, head_hash FROM {HEAD_TABLE} WHERE id = 1"
+        ).fetchone()
         return None if row is None else LogHead(row[0], bytes(row[1]))
 
-    def rows(self, start: int = 0) -> Iterator[LogRow]:
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[LogRow]:
         cursor = self._conn.execute(
             f"SELECT e.idx, e.entry, e.entry_hash, s.originator_id, s.originator_version, "
             f"s.topic, s.state FROM {ENTRIES_TABLE} e LEFT JOIN {EVENTS_TABLE} s "
-            f"ON s.rowid = e.event_id WHERE e.idx >= ? ORDER BY e.idx",
-            (start,),
+            f"ON s.rowid = e.event_id WHERE e.idx >= ? AND e.idx < ? ORDER BY e.idx",
+            (start, _MAX_INDEX if stop is None else stop),
         )
         while batch := cursor.fetchmany(2000):
             for idx, entry, stored_hash, oid, version, topic, state in batch:
-                event = None if oid is None else EventRow(_uuid_text(oid), version, topic, state)
-                yield LogRow(idx, entry, stored_hash, event)
+                yield idx, entry, stored_hash, _uuid_text(oid), version, topic, state
+
+    def extent(self) -> int:
+        row = self._conn.execute(f"SELECT MAX(idx) FROM {ENTRIES_TABLE}").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
 
     def entries(self, start: int, stop: int) -> list[bytes]:
         rows = self._conn.execute(
@@ -180,7 +186,7 @@ class SQLiteLogReader:
         ).fetchone()
         if row is None:
             return None
-        return row[0], EventRow(_uuid_text(row[1]), row[2], row[3], row[4])
+        return row[0], EventRow(str(_uuid_text(row[1])), row[2], row[3], row[4])
 
     def close(self) -> None:
         self._conn.close()

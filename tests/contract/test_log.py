@@ -95,15 +95,22 @@ def test_amending_then_revising_gives_a_new_text_version(store: Store) -> None:
     """Agreed amendments consolidate into version 2; stale amendments are refused by name."""
     app = LedgerApplication(store.settings)
     s = record_sample(app, amendments=2)
-    app.decide_amendment(s.proposal_id, amendment_id="A1", decision="agreed",
-                         consensus="banked", dissenting_orgs=[s.org_ids[2]],
-                         meeting_id=s.meeting_id, actor=OFFICIAL)
+    app.decide_amendment(
+        s.proposal_id,
+        amendment_id="A1",
+        decision="agreed",
+        consensus="banked",
+        dissenting_orgs=[s.org_ids[2]],
+        meeting_id=s.meeting_id,
+        actor=OFFICIAL,
+    )
     app.revise_proposal(s.proposal_id, base_version=1, amendment_ids=["A1"], actor=OFFICIAL)
     proposal = app.get_proposal(s.proposal_id)
     assert proposal.text_version == 2
     assert proposal.sections[1]["text"] == "Accredit processors, draft 0."
-    app.decide_amendment(s.proposal_id, amendment_id="A2", decision="agreed",
-                         consensus="banked", actor=OFFICIAL)
+    app.decide_amendment(
+        s.proposal_id, amendment_id="A2", decision="agreed", consensus="banked", actor=OFFICIAL
+    )
     with pytest.raises(StaleVersionError, match="current text") as caught:
         app.revise_proposal(s.proposal_id, base_version=2, amendment_ids=["A2"], actor=OFFICIAL)
     assert caught.value.current_version == 2
@@ -129,47 +136,83 @@ def test_refused_commands_write_nothing(
     """A command that breaks a rule raises a typed, clear error and records nothing."""
     app = LedgerApplication(store.settings)
     s = record_sample(app, amendments=1)
-    app.decide_amendment(s.proposal_id, amendment_id="A1", decision="disagreed",
-                         consensus="options", actor=OFFICIAL)
+    app.decide_amendment(
+        s.proposal_id, amendment_id="A1", decision="disagreed", consensus="options", actor=OFFICIAL
+    )
     before = _stored(store)
     pid = s.proposal_id
     with pytest.raises(error, match=message):
         if case == "stale base version":
-            app.propose_amendment(pid, base_version=3, changes=[{"op": "delete",
-                                  "section_id": "s1"}], proposer_org=s.org_ids[0], actor=OFFICIAL)
+            app.propose_amendment(
+                pid,
+                base_version=3,
+                changes=[{"op": "delete", "section_id": "s1"}],
+                proposer_org=s.org_ids[0],
+                actor=OFFICIAL,
+            )
         elif case == "decided twice":
-            app.decide_amendment(pid, amendment_id="A1", decision="agreed", consensus="banked",
-                                 actor=OFFICIAL)
+            app.decide_amendment(
+                pid, amendment_id="A1", decision="agreed", consensus="banked", actor=OFFICIAL
+            )
         elif case == "meeting not held":
-            m = app.schedule_meeting(process_id=s.process_id, title="Later",
-                                     starts_at="2016-01-01T10:00:00Z",
-                                     convenor_org=s.org_ids[0], actor=OFFICIAL)
+            m = app.schedule_meeting(
+                process_id=s.process_id,
+                title="Later",
+                starts_at="2016-01-01T10:00:00Z",
+                convenor_org=s.org_ids[0],
+                actor=OFFICIAL,
+            )
             before = _stored(store)
-            app.record_meeting_outcome(m.subject_id, items=[{"kind": "decision", "text": "x"}],
-                                       actor=OFFICIAL)
+            app.record_meeting_outcome(
+                m.subject_id, items=[{"kind": "decision", "text": "x"}], actor=OFFICIAL
+            )
         elif case == "enacted proposal":
             for status in ("discussion", "recommended", "enacted"):
                 app.change_proposal_status(pid, new_status=status, actor=OFFICIAL)
             before = _stored(store)
-            app.propose_amendment(pid, base_version=1, changes=[{"op": "delete",
-                                  "section_id": "s1"}], proposer_org=s.org_ids[0], actor=OFFICIAL)
+            app.propose_amendment(
+                pid,
+                base_version=1,
+                changes=[{"op": "delete", "section_id": "s1"}],
+                proposer_org=s.org_ids[0],
+                actor=OFFICIAL,
+            )
         elif case == "unknown organisation":
-            app.decide_amendment(pid, amendment_id="A1", decision="agreed", consensus="banked",
-                                 dissenting_orgs=["00000000-0000-4000-8000-000000000000"],
-                                 actor=OFFICIAL)
+            app.decide_amendment(
+                pid,
+                amendment_id="A1",
+                decision="agreed",
+                consensus="banked",
+                dissenting_orgs=["00000000-0000-4000-8000-000000000000"],
+                actor=OFFICIAL,
+            )
         elif case == "bad decision value":
-            app.propose_amendment(pid, base_version=1, changes=[{"op": "delete",
-                                  "section_id": "s1"}], proposer_org=s.org_ids[0], actor=OFFICIAL)
+            app.propose_amendment(
+                pid,
+                base_version=1,
+                changes=[{"op": "delete", "section_id": "s1"}],
+                proposer_org=s.org_ids[0],
+                actor=OFFICIAL,
+            )
             before = _stored(store)
-            app.decide_amendment(pid, amendment_id="A2", decision="maybe", consensus="banked",
-                                 actor=OFFICIAL)
+            app.decide_amendment(
+                pid, amendment_id="A2", decision="maybe", consensus="banked", actor=OFFICIAL
+            )
         elif case == "oversize entry":
-            app.table_proposal(process_id=s.process_id, strand_id="research", title="Huge",
-                               sections=[{"id": "s1", "heading": "", "text": "x" * 70_000}],
-                               sponsor_org=s.org_ids[0], actor=OFFICIAL)
+            app.table_proposal(
+                process_id=s.process_id,
+                strand_id="research",
+                title="Huge",
+                sections=[{"id": "s1", "heading": "", "text": "x" * 70_000}],
+                sponsor_org=s.org_ids[0],
+                actor=OFFICIAL,
+            )
         elif case == "float in data":
-            app.record_meeting_outcome(s.meeting_id, items=[{"kind": "decision", "text": "x",
-                                       "score": 0.5}], actor=OFFICIAL)
+            app.record_meeting_outcome(
+                s.meeting_id,
+                items=[{"kind": "decision", "text": "x", "score": 0.5}],
+                actor=OFFICIAL,
+            )
     assert _stored(store) == before
     app.close()
     assert _verify(store).ok
@@ -185,8 +228,15 @@ def test_concurrent_change_to_one_aggregate_is_a_conflict(store: Store) -> None:
     actor = Actor("a", "recorder", s.org_ids[0])
     change = [{"op": "replace", "section_id": "s1", "text": "x"}]
     for proposal in (mine, theirs):
-        proposal.propose_amendment(base_version=1, changes=change, rationale="", meeting_id=None,
-                                   proposer_org=s.org_ids[0], actor=actor, at=first.clock())
+        proposal.propose_amendment(
+            base_version=1,
+            changes=change,
+            rationale="",
+            meeting_id=None,
+            proposer_org=s.org_ids[0],
+            actor=actor,
+            at=first.clock(),
+        )
     first._commit(mine)
     with pytest.raises(ConcurrentWriteError, match="at the same time"):
         second._commit(theirs)
@@ -203,11 +253,13 @@ def test_event_row_outside_the_ledger_is_found(store: Store) -> None:
     s = record_sample(app, amendments=1)
     app.close()
     conn = store.connect()
-    conn.execute(store.q(
-        "INSERT INTO ledger_events (originator_id, originator_version, topic, state) "
-        "SELECT originator_id, 99, topic, state FROM ledger_events WHERE originator_version = 1 "
-        "LIMIT 1"
-    ))
+    conn.execute(
+        store.q(
+            "INSERT INTO ledger_events (originator_id, originator_version, topic, state) "
+            "SELECT originator_id, 99, topic, state FROM ledger_events "
+            "WHERE originator_version = 1 LIMIT 1"
+        )
+    )
     conn.close()
     report = _verify(store)
     assert report.damage is not None

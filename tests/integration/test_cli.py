@@ -15,11 +15,18 @@ from tests.helpers import record_sample
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def ledger(store_env: dict[str, str], *args: str, stdin: str | None = None
-           ) -> subprocess.CompletedProcess[str]:
+def ledger(
+    store_env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *args], cwd=ROOT, env=store_env, input=stdin,
-        capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, "-m", "ledger.cli", *args],
+        cwd=ROOT,
+        env=store_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -86,8 +93,9 @@ def test_record_prints_a_receipt_and_refusals_are_one_line(store: Store) -> None
     app.close()
     env = store.env()
     args = ["record", "add_strand", "--actor", "j.smith", "--org", sample.org_ids[0]]
-    payload = orjson.dumps({"process_id": sample.process_id, "strand_id": "fraud",
-                            "title": "Fraud, error and debt"}).decode()
+    payload = orjson.dumps(
+        {"process_id": sample.process_id, "strand_id": "fraud", "title": "Fraud, error and debt"}
+    ).decode()
     result = ledger(env, *args, "--json", payload)
     assert result.returncode == 0, result.stderr
     receipt = orjson.loads(result.stdout)
@@ -104,8 +112,19 @@ def test_record_prints_a_receipt_and_refusals_are_one_line(store: Store) -> None
     result = ledger(env, *args, "--json", '{"process_id": "x", "nonsense": 1}')
     assert result.returncode == 2
     assert "invalid arguments for add_strand" in result.stderr
-    result = ledger(env, "record", "add_strand", "--actor", "j", "--org", "o", "--role", "king",
-                    "--json", payload)
+    result = ledger(
+        env,
+        "record",
+        "add_strand",
+        "--actor",
+        "j",
+        "--org",
+        "o",
+        "--role",
+        "king",
+        "--json",
+        payload,
+    )
     assert result.returncode == 1
     assert_one_line(result.stderr)
     assert ledger(env, "verify").returncode == 0
@@ -116,6 +135,11 @@ def test_entries_prints_verbatim_bytes(store: Store) -> None:
     app = LedgerApplication(store.settings)
     receipts = record_sample(app, amendments=1).receipts
     app.close()
-    result = subprocess.run([sys.executable, "-m", "ledger.cli", "entries", "--start", "2"],
-                            cwd=ROOT, env=store.env(), capture_output=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "entries", "--start", "2"],
+        cwd=ROOT,
+        env=store.env(),
+        capture_output=True,
+        check=True,
+    )
     assert result.stdout.split(b"\n")[:-1] == [r.entry for r in receipts[2:]]

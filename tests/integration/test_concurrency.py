@@ -34,9 +34,21 @@ def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Sto
 
 def spawn(store: Store, name: str, count: int, shared: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.writer", "--name", name,
-         "--count", str(count), "--shared-process", shared],
-        cwd=ROOT, env=store.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.writer",
+            "--name",
+            name,
+            "--count",
+            str(count),
+            "--shared-process",
+            shared,
+        ],
+        cwd=ROOT,
+        env=store.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -105,8 +117,10 @@ def test_kill_9_mid_stream_loses_nothing_acknowledged(seeded: tuple[Store, str])
     after = app.start_process(title="After the crash", actor=Actor("ops", "admin", ""))
     app.close()
     assert after.index == size
-    assert check_receipts(store, [*receipts, {"index": after.index,
-                                              "entry_hash": after.entry_hash}]) == size + 1
+    assert (
+        check_receipts(store, [*receipts, {"index": after.index, "entry_hash": after.entry_hash}])
+        == size + 1
+    )
 
 
 def check_size(store: Store) -> int:

@@ -37,14 +37,19 @@ def main() -> None:
             # Contended: every writer adds strands to the same shared process.
             while True:
                 try:
-                    r = app.add_strand(args.shared_process, strand_id=f"{args.name}-{n}",
-                                       title=f"Strand {n}", actor=actor)
+                    r = app.add_strand(
+                        args.shared_process,
+                        strand_id=f"{args.name}-{n}",
+                        title=f"Strand {n}",
+                        actor=actor,
+                    )
                     break
                 except ConcurrentWriteError:
                     continue
         elif n % 3 == 1:
-            r = app.register_organisation(name=f"Org {args.name} {n}", org_kind="public_body",
-                                          actor=actor)
+            r = app.register_organisation(
+                name=f"Org {args.name} {n}", org_kind="public_body", actor=actor
+            )
         else:
             r = app.start_phase(own.subject_id, phase_id=f"p{n}", title=f"Phase {n}", actor=actor)
         acknowledge(r.index, r.entry_hash)

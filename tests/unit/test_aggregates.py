@@ -24,32 +24,63 @@ from ledger.errors import InvalidInputError, RuleViolationError, StaleVersionErr
 
 ACTOR = Actor("official", "recorder", "org")
 AT = datetime(2015, 1, 1, tzinfo=UTC)
-SECTIONS = [{"id": "s1", "heading": "Purpose", "text": "A"},
-            {"id": "s2", "heading": "Scope", "text": "B"}]
+SECTIONS = [
+    {"id": "s1", "heading": "Purpose", "text": "A"},
+    {"id": "s2", "heading": "Scope", "text": "B"},
+]
 
 
 def proposal() -> Proposal:
-    return Proposal.table(process_id="p", strand_id="s", title="T", sections=SECTIONS,
-                          sponsor_org="o", meeting_id=None, actor=ACTOR, at=AT)
+    return Proposal.table(
+        process_id="p",
+        strand_id="s",
+        title="T",
+        sections=SECTIONS,
+        sponsor_org="o",
+        meeting_id=None,
+        actor=ACTOR,
+        at=AT,
+    )
 
 
 def amend(p: Proposal, base: int = 1, text: str = "new") -> str:
-    return p.propose_amendment(base_version=base, changes=[{"op": "replace",
-                               "section_id": "s1", "text": text}], rationale="", proposer_org="o",
-                               meeting_id=None, actor=ACTOR, at=AT)
+    return p.propose_amendment(
+        base_version=base,
+        changes=[{"op": "replace", "section_id": "s1", "text": text}],
+        rationale="",
+        proposer_org="o",
+        meeting_id=None,
+        actor=ACTOR,
+        at=AT,
+    )
 
 
 def decide(p: Proposal, amendment_id: str, decision: str = "agreed") -> None:
-    p.decide_amendment(amendment_id=amendment_id, decision=decision, consensus="banked",
-                       dissenting_orgs=[], meeting_id=None, note="", actor=ACTOR, at=AT)
+    p.decide_amendment(
+        amendment_id=amendment_id,
+        decision=decision,
+        consensus="banked",
+        dissenting_orgs=[],
+        meeting_id=None,
+        note="",
+        actor=ACTOR,
+        at=AT,
+    )
 
 
 def test_stale_base_version_names_the_current_version() -> None:
     """An amendment against an old text version is refused, naming the current one."""
     p = proposal()
     decide(p, amend(p))
-    p.revise(base_version=1, amendment_ids=["A1"], note="", sections=None, meeting_id=None,
-             actor=ACTOR, at=AT)
+    p.revise(
+        base_version=1,
+        amendment_ids=["A1"],
+        note="",
+        sections=None,
+        meeting_id=None,
+        actor=ACTOR,
+        at=AT,
+    )
     with pytest.raises(StaleVersionError, match="current version is 2") as caught:
         amend(p, base=1)
     assert caught.value.current_version == 2
@@ -71,10 +102,27 @@ def test_only_agreed_amendments_are_incorporated_once() -> None:
     a1, a2 = amend(p, text="one"), amend(p, text="two")
     decide(p, a1)
     with pytest.raises(RuleViolationError, match="undecided"):
-        p.revise(base_version=1, amendment_ids=[a2], note="", sections=None, meeting_id=None,
-                 actor=ACTOR, at=AT)
-    assert p.revise(base_version=1, amendment_ids=[a1], note="", sections=None,
-                    meeting_id=None, actor=ACTOR, at=AT) == 2
+        p.revise(
+            base_version=1,
+            amendment_ids=[a2],
+            note="",
+            sections=None,
+            meeting_id=None,
+            actor=ACTOR,
+            at=AT,
+        )
+    assert (
+        p.revise(
+            base_version=1,
+            amendment_ids=[a1],
+            note="",
+            sections=None,
+            meeting_id=None,
+            actor=ACTOR,
+            at=AT,
+        )
+        == 2
+    )
     assert p.sections[0]["text"] == "one"
 
 
@@ -86,13 +134,15 @@ def test_status_moves_only_along_allowed_transitions(path: list[str]) -> None:
         allowed = new in STATUS_TRANSITIONS[p.status]
         superseded_by = "other" if new == "superseded" else None
         if allowed:
-            p.change_status(new_status=new, reason="", superseded_by=superseded_by, actor=ACTOR,
-                            at=AT)
+            p.change_status(
+                new_status=new, reason="", superseded_by=superseded_by, actor=ACTOR, at=AT
+            )
             assert p.status == new
         else:
             with pytest.raises(RuleViolationError):
-                p.change_status(new_status=new, reason="", superseded_by=superseded_by,
-                                actor=ACTOR, at=AT)
+                p.change_status(
+                    new_status=new, reason="", superseded_by=superseded_by, actor=ACTOR, at=AT
+                )
     if p.status in FINAL_STATUSES:
         with pytest.raises(RuleViolationError, match="no longer"):
             amend(p)
@@ -100,8 +150,13 @@ def test_status_moves_only_along_allowed_transitions(path: list[str]) -> None:
 
 section_ids = st.sampled_from(["s1", "s2", "s3", "s4"])
 changes = st.lists(
-    st.fixed_dictionaries({"op": st.sampled_from(["replace", "insert", "delete"]),
-                           "section_id": section_ids, "text": st.text(max_size=5)}),
+    st.fixed_dictionaries(
+        {
+            "op": st.sampled_from(["replace", "insert", "delete"]),
+            "section_id": section_ids,
+            "text": st.text(max_size=5),
+        }
+    ),
     max_size=6,
 )
 
@@ -124,8 +179,16 @@ def test_apply_changes_keeps_section_ids_unique_or_refuses(ops: list[dict[str, A
 
 def test_meeting_rules() -> None:
     """Outcomes and minutes need a held meeting; a meeting is held once."""
-    m = Meeting.schedule(process_id="p", strand_id=None, title="M", starts_at="2015-01-01",
-                         disclosure="chatham_house", convenor_org="o", actor=ACTOR, at=AT)
+    m = Meeting.schedule(
+        process_id="p",
+        strand_id=None,
+        title="M",
+        starts_at="2015-01-01",
+        disclosure="chatham_house",
+        convenor_org="o",
+        actor=ACTOR,
+        at=AT,
+    )
     with pytest.raises(RuleViolationError, match="held"):
         m.record_outcome(items=[{"kind": "decision", "text": "x"}], actor=ACTOR, at=AT)
     with pytest.raises(RuleViolationError, match="held"):
@@ -135,20 +198,41 @@ def test_meeting_rules() -> None:
         m.record_held(attending_orgs=["o"], held_at="2015-01-01", actor=ACTOR, at=AT)
     with pytest.raises(InvalidInputError, match="kind must be one of"):
         m.record_outcome(items=[{"kind": "vibe", "text": "x"}], actor=ACTOR, at=AT)
-    assert m.record_outcome(items=[{"kind": "option", "text": "x", "consensus": "options"}],
-                            actor=ACTOR, at=AT) == "O1"
+    assert (
+        m.record_outcome(
+            items=[{"kind": "option", "text": "x", "consensus": "options"}], actor=ACTOR, at=AT
+        )
+        == "O1"
+    )
     with pytest.raises(InvalidInputError, match="sha256"):
         m.agree_minutes(sha256="XYZ", size=1, media_type="text/plain", actor=ACTOR, at=AT)
     with pytest.raises(InvalidInputError, match="disclosure"):
-        Meeting.schedule(process_id="p", strand_id=None, title="M", starts_at="x",
-                         disclosure="secret", convenor_org="o", actor=ACTOR, at=AT)
+        Meeting.schedule(
+            process_id="p",
+            strand_id=None,
+            title="M",
+            starts_at="x",
+            disclosure="secret",
+            convenor_org="o",
+            actor=ACTOR,
+            at=AT,
+        )
 
 
 def test_publication_organisation_and_process_rules() -> None:
     """Withdrawn publications stay withdrawn; memberships and strands are not duplicated."""
-    pub = Publication.publish(process_id="p", pub_kind="minutes", title="T", sha256="0" * 64,
-                              size=3, media_type="text/plain", proposal_ids=[], meeting_ids=[],
-                              actor=ACTOR, at=AT)
+    pub = Publication.publish(
+        process_id="p",
+        pub_kind="minutes",
+        title="T",
+        sha256="0" * 64,
+        size=3,
+        media_type="text/plain",
+        proposal_ids=[],
+        meeting_ids=[],
+        actor=ACTOR,
+        at=AT,
+    )
     pub.withdraw(reason="error", actor=ACTOR, at=AT)
     with pytest.raises(RuleViolationError, match="already withdrawn"):
         pub.supersede(superseded_by="x", reason="", actor=ACTOR, at=AT)

@@ -1,0 +1,1 @@
+"""Read models rebuilt from the log (views, runner). Filled in by the projections issue."""
