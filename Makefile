@@ -22,7 +22,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 bench: install
-	$(PY) bench/bench_core.py
+	$(PY) bench/bench_core.py --json bench/results/core.json
 
 clean:
 	rm -rf ledger-demo .pytest_cache .mypy_cache .ruff_cache .hypothesis
