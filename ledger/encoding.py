@@ -123,7 +123,10 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds, e.g. ``2015-03-02T10:00:00.000000Z``."""
     if moment.tzinfo is None:
         raise EncodingError("timestamps must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    if utc.year < 1000:
+        raise EncodingError("timestamps before the year 1000 are not supported")
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:

@@ -69,17 +69,16 @@ class EntryMapper(Mapper[UUID]):
         topic = get_topic(type(domain_event))
         time = format_time(timestamp)
         state = canonical({"actor": actor, "data": fields, "time": time})
-        # Refuse an oversize entry now, before anything is written: the largest index
-        # gives the longest entry this event can become.
-        longest = len(
-            expected_entry(
-                state,
-                MAX_SAFE_INTEGER,
-                GENESIS_PREV,
-                str(originator_id),
-                originator_version,
-                topic,
-            )
+        # Refuse an oversize entry now, before anything is written: with the largest index
+        # this is the exact length of the longest entry this event can become.
+        kind = topic.partition(".")[0]
+        longest = (
+            len(state)
+            + _ENTRY_OVERHEAD
+            + len(str(originator_id))
+            + len(kind)
+            + len(str(originator_version))
+            + len(topic)
         )
         if longest > MAX_ENTRY_BYTES:
             raise EntryTooLargeError(
@@ -168,6 +167,12 @@ def check_event(entry: dict[str, Any], event: EventRow | None) -> str | None:
 
 
 _TIME_KEY = b',"time":'
+# Bytes an entry adds to its state besides the id, kind, version and type values, at the
+# largest index: ,"index":N,"prev":"<64>","subject":{"id":"","kind":"","version":},"type":""
+_ENTRY_OVERHEAD = len(
+    b',"index":%d,"prev":"%s","subject":{"id":"","kind":"","version":},"type":""'
+    % (MAX_SAFE_INTEGER, GENESIS_PREV.encode())
+)
 
 
 def expected_entry(

@@ -57,3 +57,36 @@ def test_splice_equals_the_canonical_entry(
     assert check_event(fields, EventRow(oid, version, topic, state)) is None
     assert check_event(fields, EventRow(oid, version + 1, topic, state)) is not None
     assert check_event(fields, None) == "no event row for this entry"
+
+
+@given(topic=topics, data=datas, version=st.integers(1, 10**9))
+def test_size_bound_is_the_longest_possible_entry(
+    topic: str, data: dict[str, Any], version: int
+) -> None:
+    """The mapper's size bound equals the entry's length at the largest possible index."""
+    from datetime import UTC, datetime
+
+    from eventsourcing.utils import resolve_topic
+
+    from ledger.encoding import GENESIS_PREV, MAX_SAFE_INTEGER
+    from ledger.envelope import EntryMapper
+    from ledger.errors import EntryTooLargeError
+
+    cls = resolve_topic(topic)
+    event = object.__new__(cls)
+    fields = {
+        "originator_id": uuid.UUID(int=version),
+        "originator_version": version,
+        "timestamp": datetime(2015, 1, 1, tzinfo=UTC),
+        "actor": {"id": "a"},
+        **data,
+    }
+    object.__setattr__(event, "__dict__", fields)
+    try:
+        stored = EntryMapper().to_stored_event(event)
+    except EntryTooLargeError:
+        return
+    longest = expected_entry(
+        stored.state, MAX_SAFE_INTEGER, GENESIS_PREV, str(uuid.UUID(int=version)), version, topic
+    )
+    assert len(longest) <= 65_535
