@@ -55,7 +55,7 @@ def stores(
         out = []
 
         def sqlite_settings() -> Settings:
-            return Settings(data_dir=Path(tmp) / uuid.uuid4().hex)
+            return Settings(data_dir=Path(tmp) / uuid.uuid4().hex, demo=True)
 
         if "sqlite" in backends:
             out.append(("sqlite", sqlite_settings, {}))
@@ -66,7 +66,9 @@ def stores(
                 with psycopg.connect(PG_URL, autocommit=True) as conn:
                     conn.execute(f"CREATE SCHEMA {schema}")
                 made.append(schema)
-                return Settings(database_url=PG_URL, pg_schema=schema)
+                return Settings(
+                    database_url=PG_URL, pg_schema=schema, demo=True, data_dir=Path(tmp) / schema
+                )
 
             out.append(("postgresql", pg_settings, {}))
         try:

@@ -8,6 +8,8 @@ then saves. Saving writes the event row and its sequenced entry in one transacti
 
 from __future__ import annotations
 
+import base64
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from eventsourcing.persistence import (
     InterfaceError,
     Mapper,
     OperationalError,
+    PersistenceError,
 )
 from eventsourcing.utils import Environment
 
@@ -35,7 +38,7 @@ from ledger.aggregates import (
     Publication,
 )
 from ledger.chain import parse_entry
-from ledger.envelope import EntryMapper, SequencedEntry
+from ledger.envelope import EntryMapper
 from ledger.errors import (
     ConcurrentWriteError,
     InvalidInputError,
@@ -43,8 +46,11 @@ from ledger.errors import (
     RuleViolationError,
     StorageError,
 )
+from ledger.keys import ConfigurationError, load_signer, publisher_for
+from ledger.proofs import ProofBuilder
+from ledger.sequencer import Sealed
 from ledger.settings import Settings
-from ledger.storage import factory_for, open_reader
+from ledger.storage import LogReader, factory_for, open_reader
 
 __all__ = ["LedgerApplication", "Receipt"]
 
@@ -53,15 +59,19 @@ A = TypeVar("A", bound=LedgerAggregate)
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What was recorded: the entry's index, hash and exact bytes."""
+    """What was recorded, and the proof it is in the signed log.
+
+    ``index``, ``entry_hash`` and ``entry`` (the exact bytes) name the entry; ``checkpoint``
+    is the signed note for the tree of ``tree_size`` entries that was committed with it, and
+    ``inclusion`` the RFC 9162 inclusion proof of the entry in that tree.
+    """
 
     index: int
     entry_hash: str
     entry: bytes
-
-    @classmethod
-    def of(cls, sequenced: SequencedEntry) -> Receipt:
-        return cls(sequenced.index, sequenced.entry_hash.hex(), sequenced.entry)
+    tree_size: int
+    checkpoint: str
+    inclusion: tuple[bytes, ...]
 
     @property
     def fields(self) -> dict[str, Any]:
@@ -77,6 +87,11 @@ class Receipt:
             "index": self.index,
             "entry_hash": self.entry_hash,
             "entry": self.entry.decode("utf-8"),
+            "checkpoint": self.checkpoint,
+            "inclusion_proof": {
+                "tree_size": self.tree_size,
+                "hashes": [base64.b64encode(h).decode() for h in self.inclusion],
+            },
         }
 
 
@@ -99,12 +114,22 @@ class LedgerApplication(Application[UUID]):
         self.settings = settings or Settings()
         self.clock = clock
         self._create_tables = create_tables
+        self._reader: LogReader | None = None
+        self._reader_lock = threading.Lock()
+        signer = load_signer(self.settings)
+        if signer is None:
+            raise ConfigurationError(
+                "no signing key: create one with `ledger keys init --out FILE` and set "
+                "LEDGER_SIGNING_KEY_FILE (or LEDGER_DEMO=1 for a throwaway demo key)"
+            )
+        self.signer = signer
         try:
             super().__init__()
         except (OperationalError, InterfaceError, OSError) as exc:
             raise StorageError(
                 f"cannot open the ledger at {self.settings.describe_store()}: {exc}"
             ) from exc
+        self.recorder.publisher = publisher_for(self.settings, signer)  # type: ignore[attr-defined]
 
     # eventsourcing wiring ------------------------------------------------------------------
 
@@ -123,21 +148,49 @@ class LedgerApplication(Application[UUID]):
     # helpers -------------------------------------------------------------------------------
 
     def _commit(self, *aggregates: LedgerAggregate) -> Receipt:
-        sequenced: list[SequencedEntry] = []
+        sealed_batches: list[Sealed] = []
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         try:
             # EventStore.put, not Application.save: the same write, without save()'s
             # runtime Protocol checks, snapshots and notifications, none of which we use.
-            self.events.put(events, sequenced=sequenced)
+            self.events.put(events, sequenced=sealed_batches)
         except IntegrityError as exc:
             raise ConcurrentWriteError(
                 "another official changed this record at the same time; reload and retry"
             ) from exc
         except (OperationalError, InterfaceError) as exc:
             raise StorageError(f"the ledger store is unavailable: {exc}") from exc
-        if len(sequenced) != 1:
-            raise RuleViolationError("a command must record exactly one entry")
-        return Receipt.of(sequenced[0])
+        except PersistenceError as exc:
+            raise StorageError(
+                f"the ledger store refused the write ({exc}); has `ledger migrate` been run?"
+            ) from exc
+        (sealed,) = sealed_batches
+        if len(sealed.entries) != 1 or sealed.checkpoint is None:
+            raise RuleViolationError("a command must record exactly one signed entry")
+        entry = sealed.entries[0]
+        proof = self.inclusion_proof(entry.index, sealed.tree.size)
+        return Receipt(
+            entry.index,
+            entry.entry_hash.hex(),
+            entry.entry,
+            sealed.tree.size,
+            sealed.checkpoint,
+            tuple(proof),
+        )
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size``, from storage."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = open_reader(self.settings, snapshot=False)
+            return ProofBuilder(self._reader).inclusion(index, size)
+
+    def close(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+        super().close()
 
     def _get(self, cls: type[A], aggregate_id: str | UUID) -> A:
         what = cls.KIND

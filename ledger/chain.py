@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -54,6 +54,8 @@ class DamageKind(StrEnum):
     BROKEN_LINK = "broken link"
     TRUNCATED = "truncated tail"
     UNLOGGED_EVENT = "event row with no entry"
+    TREE_MISMATCH = "stored Merkle tree differs"
+    CHECKPOINT_MISMATCH = "stored checkpoint differs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +81,9 @@ class EventRow:
 
 
 # One entries row joined with the event row it covers, as the reader streams it:
-# (index, entry, stored_hash, originator_id, originator_version, topic, state); the event
-# columns are None when no event row matches. Plain tuples: this is the hot loop.
-LogRow = tuple[int, bytes, bytes, str | None, int | None, str | None, bytes | None]
+# (index, entry, stored_hash, originator_id, originator_version, topic, state, stored_leaf);
+# the event columns are None when no event row matches. Plain tuples: this is the hot loop.
+LogRow = tuple[int, bytes, bytes, str | None, int | None, str | None, bytes | None, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,8 @@ class ChainReport:
     root: bytes | None  # RFC 9162 root of the whole log; None when damaged
     seconds: float
     damage: Damage | None
+    # The tile-level tree nodes recomputed from the entries, (level, index, hash), sorted.
+    nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -141,6 +145,7 @@ class Segment:
     last_prev: bytes  # hash of the entry before that one
     damage: Damage | None
     seconds: float
+    nodes: list[tuple[int, int, bytes]]  # tile-level nodes completed inside the segment
 
 
 def scan_segment(
@@ -171,7 +176,8 @@ def scan_segment(
     prev_hex = prev.hex()
     next_progress = start + progress_every
     damage = None
-    for index, entry, stored_hash, oid, version, topic, state in rows:
+    nodes: list[tuple[int, int, bytes]] = []
+    for index, entry, stored_hash, oid, version, topic, state, stored_leaf in rows:
         actual_hash = sha256(entry).digest()
         if not (
             index == expected
@@ -193,10 +199,17 @@ def scan_segment(
             if damage is not None:
                 break
         node = sha256(leaf_prefix + entry).digest()
+        if node != stored_leaf:
+            damage = Damage(expected, DamageKind.TREE_MISMATCH, "stored leaf hash differs")
+            break
         carry = expected - start
+        height = 0
         while carry & 1:
             node = sha256(node_prefix + stack.pop() + node).digest()
             carry >>= 1
+            height += 1
+            if not height & 7:
+                nodes.append((height >> 3, ((expected + 1) >> height) - 1, node))
         stack.append(node)
         prev_prev, prev = prev, actual_hash
         prev_hex = actual_hash.hex()
@@ -218,6 +231,7 @@ def scan_segment(
         prev_prev,
         damage,
         time.perf_counter() - started,
+        nodes,
     )
 
 
@@ -226,6 +240,7 @@ def join_segments(
 ) -> ChainReport:
     """Join consecutive segment scans into one report, then check the sealed head."""
     stack: list[bytes] = []
+    nodes: list[tuple[int, int, bytes]] = []
     size = 0
     prev = prev_prev = bytes.fromhex(GENESIS_PREV)
     for segment in segments:
@@ -250,20 +265,26 @@ def join_segments(
         heights = [
             h for h in range(segment.count.bit_length() - 1, -1, -1) if segment.count >> h & 1
         ]
+        nodes.extend(segment.nodes)
         for height, root in zip(heights, segment.stack, strict=True):
             node = root
             carry = size >> height
+            end = size + (1 << height)
+            level = height
             while carry & 1:
                 node = hashlib.sha256(b"\x01" + stack.pop() + node).digest()
                 carry >>= 1
+                level += 1
+                if not level & 7:
+                    nodes.append((level >> 3, (end >> level) - 1, node))
             stack.append(node)
-            size += 1 << height
+            size = end
     sealed = _check_head(head, size, prev)
     if sealed is not None:
         intact = {size: prev, size - 1: prev_prev}.get(sealed.index)
         return ChainReport(sealed.index, intact, None, time.perf_counter() - started, sealed)
     root = CompactRange.from_stack(size, stack).root()
-    return ChainReport(size, prev, root, time.perf_counter() - started, None)
+    return ChainReport(size, prev, root, time.perf_counter() - started, None, sorted(nodes))
 
 
 def _check_head(head: LogHead | None, size: int, last: bytes) -> Damage | None:

@@ -149,10 +149,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.database_url or os.environ.get("LEDGER_DATABASE_URL"):
         settings = _settings(args)
+        if settings.signing_key is None and settings.signing_key_file is None:
+            settings = settings.model_copy(update={"demo": True})
     else:
         data_dir = Path(args.data_dir or "ledger-demo")
         _fresh_demo_dir(data_dir)
-        settings = Settings(data_dir=data_dir)
+        settings = Settings(data_dir=data_dir, demo=True)
     started = time.perf_counter()
     app = LedgerApplication(settings)
     try:

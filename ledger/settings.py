@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -25,6 +26,9 @@ class Settings(BaseSettings):
     sqlite_lock_timeout: int = 30
     pg_pool_size: int = 4
     pg_schema: str = "public"
+    signing_key_file: Path | None = None
+    signing_key: SecretStr | None = None
+    demo: bool = False
 
     @property
     def backend(self) -> Literal["sqlite", "postgresql"]:

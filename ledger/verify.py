@@ -8,6 +8,7 @@ first damaged index wins, exactly as a single pass would report it.
 
 from __future__ import annotations
 
+import base64
 import multiprocessing
 import os
 import time
@@ -63,19 +64,62 @@ def _scan_in_worker(settings: Settings, start: int, stop: int) -> Segment:
 
 
 def _unlogged(reader: LogReader, report: ChainReport) -> ChainReport:
+    """Finish a clean chain report: stored tree nodes, latest checkpoint, unlogged rows."""
     if not report.ok:
         return report
-    unlogged = reader.first_unlogged_event()
-    if unlogged is None:
+    damage = _tree_damage(reader, report) or _checkpoint_damage(reader, report)
+    if damage is None:
+        unlogged = reader.first_unlogged_event()
+        if unlogged is not None:
+            event_id, event = unlogged
+            damage = Damage(
+                report.size,
+                DamageKind.UNLOGGED_EVENT,
+                f"event row {event_id} ({event.topic} of {event.originator_id} "
+                f"v{event.originator_version}) is not in the log",
+            )
+    if damage is None:
         return report
-    event_id, event = unlogged
-    damage = Damage(
-        report.size,
-        DamageKind.UNLOGGED_EVENT,
-        f"event row {event_id} ({event.topic} of {event.originator_id} "
-        f"v{event.originator_version}) is not in the log",
-    )
-    return ChainReport(report.size, report.head_hash, None, report.seconds, damage)
+    return ChainReport(damage.index, None, None, report.seconds, damage)
+
+
+def _tree_damage(reader: LogReader, report: ChainReport) -> Damage | None:
+    """The stored tile-level nodes must be exactly the ones recomputed from the entries."""
+    stored = reader.nodes()
+    for expected in report.nodes:
+        found = next(stored, None)
+        if found != expected:
+            level, index, _ = expected if found is None or found[:2] >= expected[:2] else found
+            completed_at = ((index + 1) << (8 * level)) - 1
+            return Damage(
+                min(completed_at, max(report.size - 1, 0)),
+                DamageKind.TREE_MISMATCH,
+                f"tree node {level}/{index} is missing or differs",
+            )
+    extra = next(stored, None)
+    if extra is not None:
+        level, index, _ = extra
+        return Damage(
+            report.size, DamageKind.TREE_MISMATCH, f"unexpected tree node {level}/{index}"
+        )
+    return None
+
+
+def _checkpoint_damage(reader: LogReader, report: ChainReport) -> Damage | None:
+    """The latest stored checkpoint must be for the verified tree: same size, same root."""
+    latest = reader.checkpoint()
+    if latest is None:
+        return None
+    size, root, note = latest
+    body = f"{size}\n{base64.b64encode(root).decode()}\n"
+    if size != report.size or root != report.root or body not in note:
+        return Damage(
+            min(size, report.size),
+            DamageKind.CHECKPOINT_MISMATCH,
+            f"latest checkpoint is for size {size}, root {root.hex()[:16]}…; "
+            f"the entries make size {report.size}",
+        )
+    return None
 
 
 def verify_log(reader: LogReader, *, progress: Callable[[int], None] | None = None) -> ChainReport:

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from ledger.keys import create_key_file
 from ledger.settings import Settings
 
 PG_URL = os.environ.get("LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -50,6 +51,8 @@ class Store:
     def env(self) -> dict[str, str]:
         """Environment for a ``ledger`` subprocess on this store."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        env["LEDGER_SIGNING_KEY_FILE"] = str(self.settings.signing_key_file)
+        env["LEDGER_LOG_NAME"] = self.settings.log_name
         if self.kind == "sqlite":
             env["LEDGER_DATA_DIR"] = str(self.settings.data_dir)
         else:
@@ -72,10 +75,17 @@ def _pg_unavailable() -> str | None:
     return _pg_state["reason"]
 
 
+LOG_NAME = "ledger.test.example/open-policy"
+
+
 def make_store(kind: str, tmp_path: Path) -> Iterator[Store]:
-    """Create an empty store of the given kind; drop it afterwards."""
+    """Create an empty store of the given kind, with its own signing key; drop it afterwards."""
+    key_file = tmp_path / "signing.key"
+    if not key_file.exists():
+        create_key_file(key_file, LOG_NAME)
+    keyed = {"signing_key_file": key_file, "log_name": LOG_NAME}
     if kind == "sqlite":
-        yield Store("sqlite", Settings(data_dir=tmp_path / "data"))
+        yield Store("sqlite", Settings(data_dir=tmp_path / "data", **keyed))
         return
     reason = _pg_unavailable()
     if reason is not None:
@@ -88,7 +98,7 @@ def make_store(kind: str, tmp_path: Path) -> Iterator[Store]:
     try:
         yield Store(
             "postgresql",
-            Settings(database_url=PG_URL, pg_schema=schema, data_dir=tmp_path / "data"),
+            Settings(database_url=PG_URL, pg_schema=schema, data_dir=tmp_path / "data", **keyed),
             schema,
         )
     finally:

@@ -50,12 +50,18 @@ def factory_for(settings: Settings, *, create_tables: bool) -> Any:
     return SQLiteLedgerFactory(Environment("ledger", env))
 
 
-def open_reader(settings: Settings) -> LogReader:
-    """A read-only reader of the configured store; raises StorageError if unusable."""
+def open_reader(settings: Settings, *, snapshot: bool = True) -> LogReader:
+    """A read-only reader of the configured store; raises StorageError if unusable.
+
+    ``snapshot`` pins one consistent state for the reader's life (verify, export); without
+    it every read sees the latest commit (serving proofs and entries).
+    """
     if settings.database_url:
         from ledger.storage.postgres import PostgresLogReader
 
-        return PostgresLogReader(settings.database_url, schema=settings.pg_schema)
+        return PostgresLogReader(
+            settings.database_url, schema=settings.pg_schema, snapshot=snapshot
+        )
     from ledger.storage.sqlite import SQLiteLogReader
 
-    return SQLiteLogReader(settings.sqlite_path)
+    return SQLiteLogReader(settings.sqlite_path, snapshot=snapshot)

@@ -20,6 +20,8 @@ __all__ = ["LogReader", "UnloggedEvent"]
 EVENTS_TABLE = "ledger_events"
 ENTRIES_TABLE = "ledger_entries"
 HEAD_TABLE = "ledger_head"
+NODES_TABLE = "ledger_nodes"
+CHECKPOINTS_TABLE = "ledger_checkpoints"
 
 UnloggedEvent = tuple[int, EventRow]
 
@@ -38,6 +40,15 @@ class LogReader(Protocol):
 
     def entries(self, start: int, stop: int) -> list[bytes]:
         """The verbatim bytes of entries ``start`` (inclusive) to ``stop`` (exclusive)."""
+
+    def tile(self, level: int, index: int, width: int) -> list[bytes]:
+        """Stored tree hashes of tile ``level``/``index`` (tlog-tiles), the first ``width``."""
+
+    def nodes(self, start_level: int = 1) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored node (level ≥ start_level, index, hash), by level then index."""
+
+    def checkpoint(self, size: int | None = None) -> tuple[int, bytes, str] | None:
+        """(size, root, signed note) of the latest checkpoint, or of the one for ``size``."""
 
     def first_unlogged_event(self) -> UnloggedEvent | None:
         """An event row that no entry covers, if any."""

@@ -23,10 +23,17 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.chain import EventRow, LogHead, LogRow
 from ledger.encoding import GENESIS_PREV
-from ledger.envelope import sequence_entries
 from ledger.errors import StorageError
-from ledger.storage.base import ENTRIES_TABLE, EVENTS_TABLE, HEAD_TABLE, UnloggedEvent
-from ledger.storage.sqlite import _hand_over
+from ledger.integrate import pack_edge, unpack_edge
+from ledger.sequencer import Head, Publisher, hand_over, seal
+from ledger.storage.base import (
+    CHECKPOINTS_TABLE,
+    ENTRIES_TABLE,
+    EVENTS_TABLE,
+    HEAD_TABLE,
+    NODES_TABLE,
+    UnloggedEvent,
+)
 
 __all__ = [
     "PostgresLedgerFactory",
@@ -52,24 +59,37 @@ def env_from_url(url: str) -> dict[str, str]:
 
 
 def _schema_statements(schema: str) -> list[Composed]:
-    ident = Identifier
+    def table(name: str) -> Composed:
+        return SQL("{}.{}").format(Identifier(schema), Identifier(name))
+
     return [
         SQL(
-            "CREATE TABLE IF NOT EXISTS {s}.{t} ("
+            "CREATE TABLE IF NOT EXISTS {t} ("
             "idx bigint PRIMARY KEY, "
             "event_id bigint NOT NULL UNIQUE, "
             "entry bytea NOT NULL, "
-            "entry_hash bytea NOT NULL)"
-        ).format(s=ident(schema), t=ident(ENTRIES_TABLE)),
+            "entry_hash bytea NOT NULL, "
+            "leaf_hash bytea NOT NULL)"
+        ).format(t=table(ENTRIES_TABLE)),
         SQL(
-            "CREATE TABLE IF NOT EXISTS {s}.{t} ("
+            "CREATE TABLE IF NOT EXISTS {t} ("
             "id int PRIMARY KEY CHECK (id = 1), "
             "size bigint NOT NULL, "
-            "head_hash bytea NOT NULL)"
-        ).format(s=ident(schema), t=ident(HEAD_TABLE)),
-        SQL("INSERT INTO {s}.{t} VALUES (1, 0, '\\x{zeros}'::bytea) ON CONFLICT DO NOTHING").format(
-            s=ident(schema), t=ident(HEAD_TABLE), zeros=SQL(GENESIS_PREV)
-        ),
+            "head_hash bytea NOT NULL, "
+            "edge bytea NOT NULL)"
+        ).format(t=table(HEAD_TABLE)),
+        SQL(
+            "INSERT INTO {t} VALUES (1, 0, '\\x{zeros}'::bytea, ''::bytea) ON CONFLICT DO NOTHING"
+        ).format(t=table(HEAD_TABLE), zeros=SQL(GENESIS_PREV)),
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {t} ("
+            "level int NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL, "
+            "PRIMARY KEY (level, idx))"
+        ).format(t=table(NODES_TABLE)),
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {t} ("
+            "size bigint PRIMARY KEY, root bytea NOT NULL, note text NOT NULL)"
+        ).format(t=table(CHECKPOINTS_TABLE)),
     ]
 
 
@@ -84,16 +104,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.sql_create_statements.extend(_schema_statements(datastore.schema))
         schema = Identifier(datastore.schema)
-        self._select_head = SQL("SELECT size, head_hash FROM {s}.{t} WHERE id = 1").format(
+        self._select_head = SQL("SELECT size, head_hash, edge FROM {s}.{t} WHERE id = 1").format(
             s=schema, t=Identifier(HEAD_TABLE)
         )
         self._insert_entry = SQL(
-            "INSERT INTO {s}.{t} (idx, event_id, entry, entry_hash) VALUES (%s, %s, %s, %s)"
+            "INSERT INTO {s}.{t} (idx, event_id, entry, entry_hash, leaf_hash) "
+            "VALUES (%s, %s, %s, %s, %s)"
         ).format(s=schema, t=Identifier(ENTRIES_TABLE))
+        self._insert_node = SQL(
+            "INSERT INTO {s}.{t} (level, idx, hash) VALUES (%s, %s, %s)"
+        ).format(s=schema, t=Identifier(NODES_TABLE))
+        self._insert_checkpoint = SQL(
+            "INSERT INTO {s}.{t} (size, root, note) VALUES (%s, %s, %s)"
+        ).format(s=schema, t=Identifier(CHECKPOINTS_TABLE))
+        self.publisher: Publisher | None = None  # signs checkpoints; set by the application
         self._queued = threading.local()  # the head read queued in this thread's pipeline
-        self._update_head = SQL("UPDATE {s}.{t} SET size = %s, head_hash = %s WHERE id = 1").format(
-            s=schema, t=Identifier(HEAD_TABLE)
-        )
+        self._update_head = SQL(
+            "UPDATE {s}.{t} SET size = %s, head_hash = %s, edge = %s WHERE id = 1"
+        ).format(s=schema, t=Identifier(HEAD_TABLE))
 
     def _insert_stored_events(
         self,
@@ -126,14 +154,29 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self._queued.__dict__.pop("head_cursor") as head_cursor:
             head = head_cursor.fetchone()
         assert head is not None, "ledger_head row is missing: run `ledger migrate`"
-        size, head_hash = head["size"], bytes(head["head_hash"])
-        entries = sequence_entries(size, head_hash, stored_events, event_ids)
+        stored_head = Head(head["size"], bytes(head["head_hash"]), unpack_edge(bytes(head["edge"])))
+        sealed = seal(stored_head, stored_events, event_ids, self.publisher)
+        entries = sealed.entries
         curs.executemany(
             self._insert_entry,
-            [(e.index, e.event_id, e.entry, e.entry_hash) for e in entries],
+            [
+                (e.index, e.event_id, e.entry, e.entry_hash, leaf)
+                for e, leaf in zip(entries, sealed.leaf_hashes, strict=True)
+            ],
         )
-        curs.execute(self._update_head, (size + len(entries), entries[-1].entry_hash))
-        _hand_over(kwargs, entries)
+        if sealed.tree.nodes:
+            curs.executemany(self._insert_node, sealed.tree.nodes)
+        curs.execute(
+            self._update_head,
+            (sealed.tree.size, entries[-1].entry_hash, pack_edge(sealed.tree.edge)),
+        )
+        if sealed.checkpoint is not None:
+            # Publish: the primary key refuses a second checkpoint for a size, so a stored
+            # checkpoint is never replaced, and under the lock the new one extends it.
+            curs.execute(
+                self._insert_checkpoint, (sealed.tree.size, sealed.tree.root, sealed.checkpoint)
+            )
+        hand_over(kwargs, sealed)
         return event_ids
 
 
@@ -152,11 +195,12 @@ class PostgresLedgerFactory(PostgresFactory):
 class PostgresLogReader:
     """Reads the log from PostgreSQL in one REPEATABLE READ snapshot, streaming."""
 
-    def __init__(self, url: str, *, schema: str = "public") -> None:
+    def __init__(self, url: str, *, schema: str = "public", snapshot: bool = True) -> None:
         self._schema = schema
         try:
-            self._conn = psycopg.connect(url, connect_timeout=5, autocommit=False)
-            self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            self._conn = psycopg.connect(url, connect_timeout=5, autocommit=not snapshot)
+            if snapshot:
+                self._conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             self._conn.read_only = True
             self._conn.execute(self._sql("SELECT size FROM {h} LIMIT 1")).fetchone()
         except psycopg.Error as exc:
@@ -168,6 +212,8 @@ class PostgresLogReader:
             h=SQL("{}.{}").format(s, Identifier(HEAD_TABLE)),
             e=SQL("{}.{}").format(s, Identifier(ENTRIES_TABLE)),
             v=SQL("{}.{}").format(s, Identifier(EVENTS_TABLE)),
+            n=SQL("{}.{}").format(s, Identifier(NODES_TABLE)),
+            c=SQL("{}.{}").format(s, Identifier(CHECKPOINTS_TABLE)),
         )
 
     def head(self) -> LogHead | None:
@@ -179,13 +225,49 @@ class PostgresLogReader:
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[LogRow]:
         query = self._sql(
             "SELECT e.idx, e.entry, e.entry_hash, s.originator_id::text, s.originator_version, "
-            "s.topic, s.state FROM {e} e LEFT JOIN {v} s ON s.notification_id = e.event_id "
+            "s.topic, s.state, e.leaf_hash FROM {e} e "
+            "LEFT JOIN {v} s ON s.notification_id = e.event_id "
             "WHERE e.idx >= %s AND e.idx < %s ORDER BY e.idx"
         )
         with self._conn.cursor(name="ledger_rows") as cursor:
             cursor.itersize = 5000
             cursor.execute(query, (start, 2**63 - 1 if stop is None else stop))
             yield from cursor
+
+    def tile(self, level: int, index: int, width: int) -> list[bytes]:
+        first = index * 256
+        if level == 0:
+            rows = self._conn.execute(
+                self._sql("SELECT leaf_hash FROM {e} WHERE idx >= %s AND idx < %s ORDER BY idx"),
+                (first, first + width),
+            ).fetchall()
+        else:
+            rows = self._conn.execute(
+                self._sql(
+                    "SELECT hash FROM {n} WHERE level = %s AND idx >= %s AND idx < %s ORDER BY idx"
+                ),
+                (level, first, first + width),
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def nodes(self, start_level: int = 1) -> Iterator[tuple[int, int, bytes]]:
+        rows = self._conn.execute(
+            self._sql("SELECT level, idx, hash FROM {n} WHERE level >= %s ORDER BY level, idx"),
+            (start_level,),
+        )
+        for level, idx, node in rows:
+            yield level, idx, bytes(node)
+
+    def checkpoint(self, size: int | None = None) -> tuple[int, bytes, str] | None:
+        if size is None:
+            row = self._conn.execute(
+                self._sql("SELECT size, root, note FROM {c} ORDER BY size DESC LIMIT 1")
+            ).fetchone()
+        else:
+            row = self._conn.execute(
+                self._sql("SELECT size, root, note FROM {c} WHERE size = %s"), (size,)
+            ).fetchone()
+        return None if row is None else (row[0], bytes(row[1]), row[2])
 
     def extent(self) -> int:
         row = self._conn.execute(self._sql("SELECT MAX(idx) FROM {e}")).fetchone()

@@ -24,9 +24,17 @@ from eventsourcing.sqlite import (
 
 from ledger.chain import EventRow, LogHead, LogRow
 from ledger.encoding import GENESIS_PREV
-from ledger.envelope import SequencedEntry, sequence_entries
 from ledger.errors import StorageError
-from ledger.storage.base import ENTRIES_TABLE, EVENTS_TABLE, HEAD_TABLE, UnloggedEvent
+from ledger.integrate import pack_edge, unpack_edge
+from ledger.sequencer import Head, Publisher, hand_over, seal
+from ledger.storage.base import (
+    CHECKPOINTS_TABLE,
+    ENTRIES_TABLE,
+    EVENTS_TABLE,
+    HEAD_TABLE,
+    NODES_TABLE,
+    UnloggedEvent,
+)
 
 _MAX_INDEX = 2**63 - 1
 
@@ -41,12 +49,23 @@ SCHEMA = [
     "idx INTEGER PRIMARY KEY, "
     "event_id INTEGER NOT NULL UNIQUE, "
     "entry BLOB NOT NULL, "
-    "entry_hash BLOB NOT NULL)",
+    "entry_hash BLOB NOT NULL, "
+    "leaf_hash BLOB NOT NULL)",
     f"CREATE TABLE IF NOT EXISTS {HEAD_TABLE} ("
     "id INTEGER PRIMARY KEY CHECK (id = 1), "
     "size INTEGER NOT NULL, "
-    "head_hash BLOB NOT NULL)",
-    f"INSERT OR IGNORE INTO {HEAD_TABLE} VALUES (1, 0, X'{GENESIS_PREV}')",
+    "head_hash BLOB NOT NULL, "
+    "edge BLOB NOT NULL)",
+    f"INSERT OR IGNORE INTO {HEAD_TABLE} VALUES (1, 0, X'{GENESIS_PREV}', X'')",
+    f"CREATE TABLE IF NOT EXISTS {NODES_TABLE} ("
+    "level INTEGER NOT NULL, "
+    "idx INTEGER NOT NULL, "
+    "hash BLOB NOT NULL, "
+    "PRIMARY KEY (level, idx)) WITHOUT ROWID",
+    f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} ("
+    "size INTEGER PRIMARY KEY, "
+    "root BLOB NOT NULL, "
+    "note TEXT NOT NULL)",
 ]
 
 
@@ -70,6 +89,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = EVENTS_TABLE):
         super().__init__(datastore, events_table_name)
+        self.publisher: Publisher | None = None  # signs checkpoints; set by the application
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *SCHEMA]
@@ -88,26 +108,37 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         # the head read here is the true head, and index order is commit order. The entries
         # and the new head commit with the event rows or not at all: a crash anywhere before
         # COMMIT leaves none of them, after COMMIT all of them.
-        c.execute(f"SELECT size, head_hash FROM {HEAD_TABLE} WHERE id = 1")
-        size, head_hash = c.fetchone()
-        entries = sequence_entries(size, head_hash, stored_events, event_ids)
+        c.execute(f"SELECT size, head_hash, edge FROM {HEAD_TABLE} WHERE id = 1")
+        size, head_hash, edge = c.fetchone()
+        sealed = seal(
+            Head(size, head_hash, unpack_edge(edge)), stored_events, event_ids, self.publisher
+        )
+        entries = sealed.entries
         c.executemany(
-            f"INSERT INTO {ENTRIES_TABLE} (idx, event_id, entry, entry_hash) VALUES (?,?,?,?)",
-            [(e.index, e.event_id, e.entry, e.entry_hash) for e in entries],
+            f"INSERT INTO {ENTRIES_TABLE} (idx, event_id, entry, entry_hash, leaf_hash) "
+            "VALUES (?,?,?,?,?)",
+            [
+                (e.index, e.event_id, e.entry, e.entry_hash, leaf)
+                for e, leaf in zip(entries, sealed.leaf_hashes, strict=True)
+            ],
         )
+        if sealed.tree.nodes:
+            c.executemany(
+                f"INSERT INTO {NODES_TABLE} (level, idx, hash) VALUES (?,?,?)", sealed.tree.nodes
+            )
         c.execute(
-            f"UPDATE {HEAD_TABLE} SET size = ?, head_hash = ? WHERE id = 1",
-            (size + len(entries), entries[-1].entry_hash),
+            f"UPDATE {HEAD_TABLE} SET size = ?, head_hash = ?, edge = ? WHERE id = 1",
+            (sealed.tree.size, entries[-1].entry_hash, pack_edge(sealed.tree.edge)),
         )
-        _hand_over(kwargs, entries)
+        if sealed.checkpoint is not None:
+            # Publish: the primary key refuses a second checkpoint for a size, so a stored
+            # checkpoint is never replaced, and under the write lock the new one extends it.
+            c.execute(
+                f"INSERT INTO {CHECKPOINTS_TABLE} (size, root, note) VALUES (?,?,?)",
+                (sealed.tree.size, sealed.tree.root, sealed.checkpoint),
+            )
+        hand_over(kwargs, sealed)
         return event_ids
-
-
-def _hand_over(kwargs: dict[str, Any], entries: list[SequencedEntry]) -> None:
-    """Give the sequenced entries to the caller that asked for them (for receipts)."""
-    sink = kwargs.get("sequenced")
-    if sink is not None:
-        sink[:] = entries  # replace, so a retried transaction never leaves stale entries
 
 
 class SQLiteLedgerFactory(SQLiteFactory):
@@ -135,16 +166,21 @@ def _uuid_text(value: str | None) -> str | None:
 
 
 class SQLiteLogReader:
-    """Reads the log straight from the SQLite file, read-only, in one snapshot."""
+    """Reads the log straight from the SQLite file, read-only.
 
-    def __init__(self, path: Path) -> None:
+    With ``snapshot`` (for verification and export) every read sees one consistent state;
+    without it (for serving proofs and entries) each read sees the latest commit.
+    """
+
+    def __init__(self, path: Path, *, snapshot: bool = True) -> None:
         if not path.is_file():
             raise StorageError(f"no ledger database at {path}")
         try:
             self._conn = sqlite3.connect(
                 f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute("BEGIN")  # one snapshot for the whole read
+            if snapshot:
+                self._conn.execute("BEGIN")  # one snapshot for the whole read
             self._conn.execute(f"SELECT size FROM {HEAD_TABLE} LIMIT 1").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot read ledger database {path}: {exc}") from exc
@@ -158,13 +194,47 @@ class SQLiteLogReader:
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[LogRow]:
         cursor = self._conn.execute(
             f"SELECT e.idx, e.entry, e.entry_hash, s.originator_id, s.originator_version, "
-            f"s.topic, s.state FROM {ENTRIES_TABLE} e LEFT JOIN {EVENTS_TABLE} s "
+            f"s.topic, s.state, e.leaf_hash FROM {ENTRIES_TABLE} e LEFT JOIN {EVENTS_TABLE} s "
             f"ON s.rowid = e.event_id WHERE e.idx >= ? AND e.idx < ? ORDER BY e.idx",
             (start, _MAX_INDEX if stop is None else stop),
         )
         while batch := cursor.fetchmany(2000):
-            for idx, entry, stored_hash, oid, version, topic, state in batch:
-                yield idx, entry, stored_hash, _uuid_text(oid), version, topic, state
+            for idx, entry, stored_hash, oid, version, topic, state, leaf in batch:
+                yield idx, entry, stored_hash, _uuid_text(oid), version, topic, state, leaf
+
+    def tile(self, level: int, index: int, width: int) -> list[bytes]:
+        first = index * 256
+        if level == 0:
+            rows = self._conn.execute(
+                f"SELECT leaf_hash FROM {ENTRIES_TABLE} WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (first, first + width),
+            ).fetchall()
+        else:
+            rows = self._conn.execute(
+                f"SELECT hash FROM {NODES_TABLE} WHERE level = ? AND idx >= ? AND idx < ? "
+                "ORDER BY idx",
+                (level, first, first + width),
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def nodes(self, start_level: int = 1) -> Iterator[tuple[int, int, bytes]]:
+        cursor = self._conn.execute(
+            f"SELECT level, idx, hash FROM {NODES_TABLE} WHERE level >= ? ORDER BY level, idx",
+            (start_level,),
+        )
+        for level, idx, node in cursor:
+            yield level, idx, bytes(node)
+
+    def checkpoint(self, size: int | None = None) -> tuple[int, bytes, str] | None:
+        if size is None:
+            row = self._conn.execute(
+                f"SELECT size, root, note FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = self._conn.execute(
+                f"SELECT size, root, note FROM {CHECKPOINTS_TABLE} WHERE size = ?", (size,)
+            ).fetchone()
+        return None if row is None else (row[0], bytes(row[1]), row[2])
 
     def extent(self) -> int:
         row = self._conn.execute(f"SELECT MAX(idx) FROM {ENTRIES_TABLE}").fetchone()

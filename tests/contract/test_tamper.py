@@ -21,8 +21,9 @@ from ledger.encoding import GENESIS_PREV, canonical, encode_entry
 from ledger.storage import open_reader
 from ledger.verify import verify_log, verify_segmented
 from tests.conftest import PG_URL, Store
-from tests.helpers import record_sample
+from tests.helpers import OFFICIAL, record_sample
 
+TABLES = ("ledger_events", "ledger_entries", "ledger_head", "ledger_nodes", "ledger_checkpoints")
 MUTATIONS = ["edit_byte", "edit_event", "delete", "insert", "swap", "truncate"]
 
 
@@ -43,7 +44,7 @@ def work_copy(base: Store, tmp: Path) -> Iterator[Store]:
     schema = f"w_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-        for table in ("ledger_events", "ledger_entries", "ledger_head"):
+        for table in TABLES:
             conn.execute(
                 f"CREATE TABLE {schema}.{table} (LIKE {base.schema}.{table} INCLUDING ALL)"
             )
@@ -156,10 +157,16 @@ def apply(store: Store, mutation: str, n: int, data: st.DataObject) -> tuple[int
             )
             conn.execute(
                 q(
-                    "INSERT INTO ledger_entries (idx, event_id, entry, entry_hash) "
-                    "VALUES (?, ?, ?, ?)"
+                    "INSERT INTO ledger_entries (idx, event_id, entry, entry_hash, leaf_hash) "
+                    "VALUES (?, ?, ?, ?, ?)"
                 ),
-                (i, event_id, forged, hashlib.sha256(forged).digest()),
+                (
+                    i,
+                    event_id,
+                    forged,
+                    hashlib.sha256(forged).digest(),
+                    hashlib.sha256(b"\x00" + forged).digest(),
+                ),
             )
             return i, DamageKind.INSERTED_ENTRY
         if mutation == "swap":
@@ -167,7 +174,10 @@ def apply(store: Store, mutation: str, n: int, data: st.DataObject) -> tuple[int
             j = data.draw(st.integers(i + 1, n - 1), label="j")
             rows = {
                 k: conn.execute(
-                    q("SELECT entry, entry_hash, event_id FROM ledger_entries WHERE idx = ?"), (k,)
+                    q(
+                        "SELECT entry, entry_hash, event_id, leaf_hash FROM ledger_entries WHERE idx = ?"
+                    ),
+                    (k,),
                 ).fetchone()
                 for k in (i, j)
             }
@@ -175,7 +185,7 @@ def apply(store: Store, mutation: str, n: int, data: st.DataObject) -> tuple[int
             for target, source in ((j, i), (i, j)):
                 conn.execute(
                     q(
-                        "UPDATE ledger_entries SET entry = ?, entry_hash = ?, event_id = ? "
+                        "UPDATE ledger_entries SET entry = ?, entry_hash = ?, event_id = ?, leaf_hash = ? "
                         "WHERE idx = ?"
                     ),
                     (*rows[source], target),
@@ -261,3 +271,38 @@ def test_each_mutation_kind_is_covered(store: Store, tmp_path: Path) -> None:
             for report in verify_both_ways(damaged):
                 assert report.damage is not None, mutation
                 assert (report.damage.index, report.damage.kind) == expected, (mutation, draws)
+
+
+def test_stored_tree_and_checkpoint_changes_are_found(store: Store, tmp_path: Path) -> None:
+    """A changed leaf hash, tree node or checkpoint row is named as what it is."""
+    app = LedgerApplication(store.settings)
+    sample = record_sample(app, amendments=1)
+    for k in range(300 - len(sample.receipts)):
+        app.add_strand(sample.process_id, strand_id=f"s{k}", title=f"Strand {k}", actor=OFFICIAL)
+    app.close()
+    cases = [
+        (
+            "UPDATE ledger_entries SET leaf_hash = entry_hash WHERE idx = 7",
+            7,
+            DamageKind.TREE_MISMATCH,
+        ),
+        (
+            "UPDATE ledger_nodes SET hash = ? WHERE level = 1 AND idx = 0",
+            255,
+            DamageKind.TREE_MISMATCH,
+        ),
+        (
+            "UPDATE ledger_checkpoints SET root = ? WHERE size = 300",
+            300,
+            DamageKind.CHECKPOINT_MISMATCH,
+        ),
+        ("DELETE FROM ledger_checkpoints WHERE size = 300", 299, DamageKind.CHECKPOINT_MISMATCH),
+    ]
+    for sql, index, kind in cases:
+        with work_copy(store, tmp_path) as damaged:
+            conn = damaged.connect()
+            conn.execute(damaged.q(sql), (b"\x07" * 32,) if "?" in sql else ())
+            conn.close()
+            for report in verify_both_ways(damaged):
+                assert report.damage is not None, sql
+                assert (report.damage.index, report.damage.kind) == (index, kind), sql

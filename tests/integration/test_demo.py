@@ -19,7 +19,7 @@ from ledger.verify import verify_log
 
 
 def _record(data_dir: Path) -> tuple[Settings, DemoSummary, list[str]]:
-    settings = Settings(data_dir=data_dir)
+    settings = Settings(data_dir=data_dir, demo=True)
     messages: list[str] = []
     summary = record_demo(LedgerApplication(settings), progress=messages.append)
     return settings, summary, messages

@@ -34,7 +34,16 @@ def make_rows(n: int) -> list[LogRow]:
     ]
     sequenced = sequence_entries(0, bytes.fromhex(GENESIS_PREV), events, list(range(n)))
     return [
-        (s.index, s.entry, s.entry_hash, str(e.originator_id), 1, e.topic, e.state)
+        (
+            s.index,
+            s.entry,
+            s.entry_hash,
+            str(e.originator_id),
+            1,
+            e.topic,
+            e.state,
+            merkle.hash_leaf(s.entry),
+        )
         for s, e in zip(sequenced, events, strict=True)
     ]
 

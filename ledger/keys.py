@@ -1,0 +1,85 @@
+"""The log's signing key: create, store, load.
+
+Keys are stored in the signed-note private key format of Go's ``golang.org/x/mod/sumdb/note``
+(``PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 || Ed25519 seed)>``), one line, in a file
+readable only by its owner, or passed whole in ``LEDGER_SIGNING_KEY`` (e.g. from a secret
+store). The public half is published as the verifier key line of DESIGN §3.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from ledger.checkpoint import Checkpoint, Ed25519Signer, sign_note
+from ledger.errors import StorageError
+from ledger.sequencer import Publisher
+from ledger.settings import Settings
+
+__all__ = [
+    "ConfigurationError",
+    "create_key_file",
+    "load_signer",
+    "parse_private_key",
+    "publisher_for",
+]
+
+_PREFIX = "PRIVATE+KEY+"
+
+
+class ConfigurationError(StorageError):
+    """The service is not configured well enough to run (e.g. no signing key)."""
+
+
+def parse_private_key(text: str) -> Ed25519Signer:
+    """Parse a ``PRIVATE+KEY+…`` line; refuse anything malformed or inconsistent."""
+    return Ed25519Signer.from_skey(text)
+
+
+def create_key_file(path: Path, name: str) -> Ed25519Signer:
+    """Create a new key in ``path`` (mode 0600); refuse to overwrite an existing file."""
+    signer = Ed25519Signer.generate(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(signer.to_skey() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return signer
+
+
+def _read_key_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigurationError(f"signing key file {path} does not exist") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            f"signing key file {path} is readable by others; run: chmod 600 {path}"
+        )
+    return path.read_text()
+
+
+def load_signer(settings: Settings) -> Ed25519Signer | None:
+    """The configured signing key; in demo mode a key kept in the data directory."""
+    if settings.signing_key is not None:
+        return parse_private_key(settings.signing_key.get_secret_value())
+    if settings.signing_key_file is not None:
+        return parse_private_key(_read_key_file(settings.signing_key_file))
+    if settings.demo:
+        demo_key = settings.data_dir / "demo-signing.key"
+        if demo_key.exists():
+            return parse_private_key(_read_key_file(demo_key))
+        return create_key_file(demo_key, settings.log_name)
+    return None
+
+
+def publisher_for(settings: Settings, signer: Ed25519Signer) -> Publisher:
+    """Signs the checkpoint of each new tree size with the log's key."""
+    origin = settings.log_name
+
+    def publish(size: int, root: bytes) -> str:
+        return sign_note(Checkpoint(origin, size, root).body(), [signer])
+
+    return publish

@@ -1,0 +1,114 @@
+"""RFC 9162 roots and proofs read from the stored tree, in O(log n) tile reads.
+
+A tile (C2SP tlog-tiles) at level ``L`` and index ``N`` holds the hashes at height ``8·L``
+with indexes ``256·N`` up to ``256·N + 255``; level 0 is the leaf hashes. Any complete
+subtree of height ``h`` lies inside one tile of level ``h // 8``, so a proof reads at most
+a couple of tiles per level and hashes within them. Tiles at or below a size never change,
+so reads need no common snapshot as long as the sizes asked for are committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+from ledger.integrate import TILE_HEIGHT
+from ledger.merkle import EMPTY_ROOT, largest_power_of_two_smaller_than
+
+__all__ = ["TILE_WIDTH", "ProofBuilder", "TileSource"]
+
+TILE_WIDTH = 1 << TILE_HEIGHT
+
+
+class TileSource(Protocol):
+    """Reads stored tree hashes: ``width`` hashes of tile ``index`` at tile ``level``."""
+
+    def tile(self, level: int, index: int, width: int) -> list[bytes]: ...
+
+
+def _children(level: list[bytes]) -> list[bytes]:
+    sha256 = hashlib.sha256
+    return [sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+
+
+class ProofBuilder:
+    """Roots, inclusion and consistency proofs over a :class:`TileSource`."""
+
+    def __init__(self, tiles: TileSource) -> None:
+        self._tiles = tiles
+        # (level, index) → hashes at heights 8·level + j inside the tile, j = 0..7
+        self._cache: dict[tuple[int, int], list[list[bytes]]] = {}
+
+    def _tile_levels(self, level: int, index: int, width: int) -> list[list[bytes]]:
+        cached = self._cache.get((level, index))
+        if cached is not None and len(cached[0]) >= width:
+            return cached
+        hashes = self._tiles.tile(level, index, width)
+        if len(hashes) < width:
+            raise LookupError(f"tile {level}/{index} has {len(hashes)} hashes, needed {width}")
+        levels = [hashes]
+        while len(levels) < TILE_HEIGHT and len(levels[-1]) > 1:
+            levels.append(_children(levels[-1]))
+        self._cache[(level, index)] = levels
+        return levels
+
+    def perfect(self, height: int, index: int) -> bytes:
+        """Hash of the complete subtree of ``height`` at ``index`` (leaves index·2^h …)."""
+        level, rest = divmod(height, TILE_HEIGHT)
+        first = index << rest  # first node at height 8·level under this subtree
+        tile, offset = divmod(first, TILE_WIDTH)
+        levels = self._tile_levels(level, tile, offset + (1 << rest))
+        return levels[rest][offset >> rest]
+
+    def subtree(self, start: int, end: int) -> bytes:
+        """MTH(D[start:end]) for the ranges RFC 9162's recursion produces."""
+        n = end - start
+        if n & (n - 1) == 0 and start % n == 0:
+            return self.perfect(n.bit_length() - 1, start // n)
+        k = largest_power_of_two_smaller_than(n)
+        left = self.subtree(start, start + k)
+        right = self.subtree(start + k, end)
+        return hashlib.sha256(b"\x01" + left + right).digest()
+
+    def root(self, size: int) -> bytes:
+        return EMPTY_ROOT if size == 0 else self.subtree(0, size)
+
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 §2.1.3.1 PATH(index, D[size])."""
+        if not 0 <= index < size:
+            raise ValueError(f"index {index} is not in a tree of size {size}")
+        proof: list[bytes] = []
+        start, end = 0, size
+        while end - start > 1:
+            k = largest_power_of_two_smaller_than(end - start)
+            if index - start < k:
+                proof.append(self.subtree(start + k, end))
+                end = start + k
+            else:
+                proof.append(self.subtree(start, start + k))
+                start += k
+        proof.reverse()
+        return proof
+
+    def consistency(self, old: int, new: int) -> list[bytes]:
+        """RFC 9162 §2.1.4.1 PROOF(old, D[new]); empty for old 0 or old == new."""
+        if not 0 <= old <= new:
+            raise ValueError(f"no consistency proof from size {old} to size {new}")
+        if old in (0, new):
+            return []
+        proof: list[bytes] = []
+        start, end, m, whole = 0, new, old, True
+        while m != end - start:
+            k = largest_power_of_two_smaller_than(end - start)
+            if m <= k:
+                proof.append(self.subtree(start + k, end))
+                end = start + k
+            else:
+                proof.append(self.subtree(start, start + k))
+                start += k
+                m -= k
+                whole = False
+        if not whole:
+            proof.append(self.subtree(start, end))
+        proof.reverse()
+        return proof
