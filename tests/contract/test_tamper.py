@@ -175,7 +175,8 @@ def apply(store: Store, mutation: str, n: int, data: st.DataObject) -> tuple[int
             rows = {
                 k: conn.execute(
                     q(
-                        "SELECT entry, entry_hash, event_id, leaf_hash FROM ledger_entries WHERE idx = ?"
+                        "SELECT entry, entry_hash, event_id, leaf_hash FROM ledger_entries "
+                        "WHERE idx = ?"
                     ),
                     (k,),
                 ).fetchone()
@@ -185,8 +186,8 @@ def apply(store: Store, mutation: str, n: int, data: st.DataObject) -> tuple[int
             for target, source in ((j, i), (i, j)):
                 conn.execute(
                     q(
-                        "UPDATE ledger_entries SET entry = ?, entry_hash = ?, event_id = ?, leaf_hash = ? "
-                        "WHERE idx = ?"
+                        "UPDATE ledger_entries SET entry = ?, entry_hash = ?, event_id = ?, "
+                        "leaf_hash = ? WHERE idx = ?"
                     ),
                     (*rows[source], target),
                 )
