@@ -278,6 +278,57 @@ def cmd_entries(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# serve -------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(args)
+    if args.demo:
+        data_dir = Path(args.data_dir or "ledger-demo")
+        demo_args = argparse.Namespace(data_dir=str(data_dir), database_url=None, quiet=True)
+        cmd_demo(demo_args)
+        settings = Settings(data_dir=data_dir, demo=True)
+    app = create_app(settings)
+    _out(
+        f"Open Policy Ledger serving {settings.describe_store()} at http://{args.host}:{args.port}/"
+    )
+    _out(f"  latest checkpoint: http://{args.host}:{args.port}/checkpoint")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
+# keys --------------------------------------------------------------------------------------
+
+
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    from ledger.checkpoint import check_key_name
+    from ledger.keys import create_key_file
+
+    name = check_key_name(args.name or Settings().log_name)
+    path = Path(args.out)
+    if path.exists():
+        raise CliError(f"{path} already exists; refusing to overwrite a signing key")
+    signer = create_key_file(path, name)
+    sys.stderr.write(f"ledger keys init: wrote {path} (mode 0600); keep it secret and backed up\n")
+    sys.stderr.write(f"  use it with: export LEDGER_SIGNING_KEY_FILE={path.resolve()}\n")
+    _out(signer.verifier_key())
+    return EXIT_OK
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    from ledger.keys import load_signer
+
+    signer = load_signer(_settings(args))
+    if signer is None:
+        raise CliError("no signing key configured (LEDGER_SIGNING_KEY_FILE)")
+    _out(signer.verifier_key())
+    return EXIT_OK
+
+
 # main --------------------------------------------------------------------------------------
 
 
@@ -318,6 +369,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--role", default="recorder", help="recorder, publisher or admin")
     p.add_argument("--org", required=True, help="id of the actor's organisation")
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("serve", parents=[common], help="serve the log's HTTP API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--demo", action="store_true", help="record the demo into a fresh dir first")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="the log's signing key").add_subparsers(
+        dest="keys_cmd", required=True, metavar="ACTION"
+    )
+    p = keys.add_parser("init", help="create a new Ed25519 signing key file (mode 0600)")
+    p.add_argument("--out", required=True, help="where to write the private key")
+    p.add_argument("--name", help="key name (default: LEDGER_LOG_NAME)")
+    p.set_defaults(func=cmd_keys_init)
+    p = keys.add_parser("show", parents=[common], help="print the configured verifier key")
+    p.set_defaults(func=cmd_keys_show)
 
     p = sub.add_parser("commands", help="list the commands `ledger record` accepts")
     p.set_defaults(func=cmd_commands)

@@ -1,0 +1,52 @@
+"""Dependencies shared by the routes: the settings and a log reader per worker thread."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ledger.settings import Settings
+from ledger.storage import LogReader, open_reader
+
+__all__ = ["ReaderDep", "Readers", "SettingsDep"]
+
+
+class Readers:
+    """One latest-commit reader per thread (sync routes run in FastAPI's thread pool)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+        self._all: list[LogReader] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> LogReader:
+        reader: LogReader | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = open_reader(self._settings, snapshot=False)
+            self._local.reader = reader
+            with self._lock:
+                self._all.append(reader)
+        return reader
+
+    def close(self) -> None:
+        with self._lock:
+            for reader in self._all:
+                reader.close()
+            self._all.clear()
+
+
+def _reader(request: Request) -> LogReader:
+    readers: Readers = request.app.state.readers
+    return readers.get()
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+ReaderDep = Annotated[LogReader, Depends(_reader)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
