@@ -54,6 +54,22 @@ def _out(text: str = "") -> None:
 # verify ------------------------------------------------------------------------------------
 
 
+def _log_verifier(settings: Settings, vkey: str | None) -> Any:
+    """The log's public key: given on the command line, else from the configured key."""
+    from ledger.checkpoint import Ed25519Verifier
+    from ledger.keys import load_signer
+
+    if vkey:
+        return Ed25519Verifier.from_vkey(vkey.strip())
+    if settings.signing_key is None and settings.signing_key_file is None:
+        demo_key = settings.data_dir / "demo-signing.key"
+        if not demo_key.exists():
+            return None
+        settings = settings.model_copy(update={"demo": True})
+    signer = load_signer(settings)
+    return None if signer is None else signer.verifier()
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -79,7 +95,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     ) as bar:
         task = bar.add_task("verifying", total=head.size if head is not None else None)
         report = verify_store(
-            settings, jobs=args.jobs, progress=lambda n: bar.update(task, completed=n)
+            settings,
+            jobs=args.jobs,
+            progress=lambda n: bar.update(task, completed=n),
+            verifier=_log_verifier(settings, args.key),
         )
 
     rate = report.size / report.seconds if report.seconds > 0 else 0.0
@@ -351,6 +370,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", parents=[common], help="verify the whole stored log")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--key", help="the log's verifier key, to check the checkpoint signature")
     p.add_argument(
         "--jobs",
         type=int,

@@ -23,6 +23,7 @@ from ledger.chain import (
     join_segments,
     scan_segment,
 )
+from ledger.checkpoint import CheckpointError, Ed25519Verifier, verify_note
 from ledger.encoding import GENESIS_PREV, entry_hash
 from ledger.envelope import check_event, expected_entry
 from ledger.settings import Settings
@@ -63,11 +64,13 @@ def _scan_in_worker(settings: Settings, start: int, stop: int) -> Segment:
         reader.close()
 
 
-def _unlogged(reader: LogReader, report: ChainReport) -> ChainReport:
+def _finish(
+    reader: LogReader, report: ChainReport, verifier: Ed25519Verifier | None = None
+) -> ChainReport:
     """Finish a clean chain report: stored tree nodes, latest checkpoint, unlogged rows."""
     if not report.ok:
         return report
-    damage = _tree_damage(reader, report) or _checkpoint_damage(reader, report)
+    damage = _tree_damage(reader, report) or _checkpoint_damage(reader, report, verifier)
     if damage is None:
         unlogged = reader.first_unlogged_event()
         if unlogged is not None:
@@ -105,12 +108,23 @@ def _tree_damage(reader: LogReader, report: ChainReport) -> Damage | None:
     return None
 
 
-def _checkpoint_damage(reader: LogReader, report: ChainReport) -> Damage | None:
-    """The latest stored checkpoint must be for the verified tree: same size, same root."""
+def _checkpoint_damage(
+    reader: LogReader, report: ChainReport, verifier: Ed25519Verifier | None
+) -> Damage | None:
+    """The latest stored checkpoint must be for the verified tree and signed by the log."""
     latest = reader.checkpoint()
     if latest is None:
         return None
     size, root, note = latest
+    if verifier is not None:
+        try:
+            verify_note(note, verifier)
+        except CheckpointError as exc:
+            return Damage(
+                min(size, report.size),
+                DamageKind.CHECKPOINT_MISMATCH,
+                f"latest checkpoint is not validly signed by the log key: {exc}",
+            )
     body = f"{size}\n{base64.b64encode(root).decode()}\n"
     if size != report.size or root != report.root or body not in note:
         return Damage(
@@ -122,12 +136,17 @@ def _checkpoint_damage(reader: LogReader, report: ChainReport) -> Damage | None:
     return None
 
 
-def verify_log(reader: LogReader, *, progress: Callable[[int], None] | None = None) -> ChainReport:
+def verify_log(
+    reader: LogReader,
+    *,
+    progress: Callable[[int], None] | None = None,
+    verifier: Ed25519Verifier | None = None,
+) -> ChainReport:
     """Recompute every link and leaf, check every event row, look for unlogged rows: one pass."""
     started = time.perf_counter()
     segment = _scan(reader, 0, None, progress)
     report = join_segments([segment], head=reader.head(), started=started)
-    return _unlogged(reader, report)
+    return _finish(reader, report, verifier)
 
 
 def verify_store(
@@ -135,14 +154,18 @@ def verify_store(
     *,
     jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
+    verifier: Ed25519Verifier | None = None,
 ) -> ChainReport:
-    """Verify the configured store, in parallel when the log is large enough to gain."""
+    """Verify the configured store, in parallel when the log is large enough to gain.
+
+    With ``verifier`` (the log's public key) the latest checkpoint's signature is checked too.
+    """
     reader = open_reader(settings)
     try:
         extent = reader.extent()
         jobs = jobs or min(os.cpu_count() or 1, 8)
         if jobs < 2 or extent < PARALLEL_MIN_ENTRIES:
-            return verify_log(reader, progress=progress)
+            return verify_log(reader, progress=progress, verifier=verifier)
     finally:
         reader.close()
     span = max(_MIN_SEGMENT, 1 << max(0, (extent // (jobs * 4)).bit_length()))
@@ -154,7 +177,9 @@ def verify_store(
         list(pool.map(_ready, range(jobs)))  # start every worker before any connection opens
         reader = open_reader(settings)
         try:
-            return verify_segmented(settings, reader, pool, span=span, progress=progress)
+            return verify_segmented(
+                settings, reader, pool, span=span, progress=progress, verifier=verifier
+            )
         finally:
             reader.close()
 
@@ -170,6 +195,7 @@ def verify_segmented(
     *,
     span: int,
     progress: Callable[[int], None] | None = None,
+    verifier: Ed25519Verifier | None = None,
 ) -> ChainReport:
     """Scan ``span``-sized segments (a power of two) on ``pool`` and join them in order."""
     if span & (span - 1):
@@ -187,4 +213,4 @@ def verify_segmented(
             pool.shutdown(wait=False, cancel_futures=True)
             break
     report = join_segments(segments, head=reader.head(), started=started)
-    return _unlogged(reader, report)
+    return _finish(reader, report, verifier)
