@@ -11,6 +11,7 @@ from api.deps import Readers
 from api.errors import install_problem_handlers
 from api.routes import log
 from ledger.keys import ConfigurationError, load_signer
+from ledger.proofs import TileCache
 from ledger.settings import Settings
 
 __all__ = ["create_app"]
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.verifier_key = signer.verifier_key()
+    app.state.tile_cache = TileCache()
     install_problem_handlers(app)
     app.include_router(log.router)
     return app

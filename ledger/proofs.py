@@ -10,12 +10,14 @@ so reads need no common snapshot as long as the sizes asked for are committed.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from typing import Protocol
 
 from ledger.integrate import TILE_HEIGHT
 from ledger.merkle import EMPTY_ROOT, largest_power_of_two_smaller_than
 
-__all__ = ["TILE_WIDTH", "ProofBuilder", "TileSource"]
+__all__ = ["TILE_WIDTH", "ProofBuilder", "TileCache", "TileSource"]
 
 TILE_WIDTH = 1 << TILE_HEIGHT
 
@@ -31,25 +33,53 @@ def _children(level: list[bytes]) -> list[bytes]:
     return [sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
 
 
+class TileCache:
+    """A thread-safe LRU of tiles with their in-tile subtree hashes, shared across proofs.
+
+    Stored tiles never change, so an entry keyed by (level, index, width) is valid forever;
+    the upper levels, which every proof touches, stay hot.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[tuple[int, int, int], list[list[bytes]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int, int]) -> list[list[bytes]] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[int, int, int], levels: list[list[bytes]]) -> None:
+        with self._lock:
+            self._items[key] = levels
+            self._items.move_to_end(key)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+
 class ProofBuilder:
     """Roots, inclusion and consistency proofs over a :class:`TileSource`."""
 
-    def __init__(self, tiles: TileSource) -> None:
+    def __init__(self, tiles: TileSource, cache: TileCache | None = None) -> None:
         self._tiles = tiles
-        # (level, index) → hashes at heights 8·level + j inside the tile, j = 0..7
-        self._cache: dict[tuple[int, int], list[list[bytes]]] = {}
+        self._cache = cache if cache is not None else TileCache(64)
 
     def _tile_levels(self, level: int, index: int, width: int) -> list[list[bytes]]:
-        cached = self._cache.get((level, index))
-        if cached is not None and len(cached[0]) >= width:
+        # Read whole tiles where the tree has them, so the cache serves every later proof.
+        key = (level, index, width)
+        cached = self._cache.get(key) or self._cache.get((level, index, TILE_WIDTH))
+        if cached is not None:
             return cached
-        hashes = self._tiles.tile(level, index, width)
+        hashes = self._tiles.tile(level, index, TILE_WIDTH)
         if len(hashes) < width:
             raise LookupError(f"tile {level}/{index} has {len(hashes)} hashes, needed {width}")
         levels = [hashes]
         while len(levels) < TILE_HEIGHT and len(levels[-1]) > 1:
             levels.append(_children(levels[-1]))
-        self._cache[(level, index)] = levels
+        self._cache.put((level, index, len(hashes)), levels)
         return levels
 
     def perfect(self, height: int, index: int) -> bytes:

@@ -96,7 +96,9 @@ def entries(
 
 
 @router.get("/entries/{index}", summary="One entry with its inclusion proof")
-def entry(index: int, reader: ReaderDep, size: int | None = None) -> dict[str, Any]:
+def entry(
+    index: int, request: Request, reader: ReaderDep, size: int | None = None
+) -> dict[str, Any]:
     latest = reader.checkpoint()
     published = 0 if latest is None else latest[0]
     size = published if size is None else size
@@ -111,14 +113,19 @@ def entry(index: int, reader: ReaderDep, size: int | None = None) -> dict[str, A
         "index": index,
         "entry": entry_bytes.decode(),
         "tree_size": size,
-        "inclusion_proof": _b64(ProofBuilder(reader).inclusion(index, size)),
+        "inclusion_proof": _b64(
+            ProofBuilder(reader, request.app.state.tile_cache).inclusion(index, size)
+        ),
         "checkpoint": None if checkpoint is None else checkpoint[2],
     }
 
 
 @router.get("/proof/inclusion", summary="RFC 9162 inclusion proof")
 def inclusion(
-    reader: ReaderDep, index: Annotated[int, Query(ge=0)], size: Annotated[int, Query(ge=1)]
+    request: Request,
+    reader: ReaderDep,
+    index: Annotated[int, Query(ge=0)],
+    size: Annotated[int, Query(ge=1)],
 ) -> dict[str, Any]:
     _check_size(size, _published_size(reader))
     if index >= size:
@@ -126,19 +133,26 @@ def inclusion(
     return {
         "index": index,
         "size": size,
-        "proof": _b64(ProofBuilder(reader).inclusion(index, size)),
+        "proof": _b64(ProofBuilder(reader, request.app.state.tile_cache).inclusion(index, size)),
     }
 
 
 @router.get("/proof/consistency", summary="RFC 9162 consistency proof")
 def consistency(
-    reader: ReaderDep, old: Annotated[int, Query(ge=0)], new: Annotated[int, Query(ge=0)]
+    request: Request,
+    reader: ReaderDep,
+    old: Annotated[int, Query(ge=0)],
+    new: Annotated[int, Query(ge=0)],
 ) -> dict[str, Any]:
     published = _published_size(reader)
     _check_size(new, published, "new")
     if old > new:
         raise ProblemError(400, "Bad sizes", f"old size {old} is larger than new size {new}")
-    return {"old": old, "new": new, "proof": _b64(ProofBuilder(reader).consistency(old, new))}
+    return {
+        "old": old,
+        "new": new,
+        "proof": _b64(ProofBuilder(reader, request.app.state.tile_cache).consistency(old, new)),
+    }
 
 
 def _parse_tile_path(path: str) -> tuple[int, int | None]:
