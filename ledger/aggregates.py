@@ -30,6 +30,7 @@ __all__ = [
     "PUBLICATION_KINDS",
     "STATUS_TRANSITIONS",
     "Correction",
+    "KeyRotation",
     "LedgerAggregate",
     "Meeting",
     "Organisation",
@@ -840,6 +841,38 @@ class Correction(LedgerAggregate):
         self.corrects_index = event.corrects_index
 
 
+class KeyRotation(LedgerAggregate):
+    """A change of the log's signing key, recorded in the log it signs."""
+
+    KIND = "log"
+
+    @classmethod
+    def rotate(
+        cls, *, old_key: str, new_key: str, reason: str, actor: Actor, at: datetime
+    ) -> KeyRotation:
+        if old_key == new_key:
+            raise InvalidInputError("the new key is the current key")
+        if actor.role not in ("admin", "system"):
+            raise RuleViolationError("only an admin can rotate the log's signing key")
+        return cls._start(
+            ev.KeyRotated,
+            actor,
+            at,
+            None,
+            old_key=old_key,
+            new_key=new_key,
+            reason=_text("reason", reason),
+        )
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        super().when(event)
+
+    @when.register
+    def _(self, event: ev.KeyRotated) -> None:
+        self.new_key = event.new_key
+
+
 AGGREGATES: tuple[type[LedgerAggregate], ...] = (
     Process,
     Organisation,
@@ -847,6 +880,7 @@ AGGREGATES: tuple[type[LedgerAggregate], ...] = (
     Meeting,
     Publication,
     Correction,
+    KeyRotation,
 )
 for _aggregate_class in AGGREGATES:
     register_topic(_aggregate_class.KIND, _aggregate_class)

@@ -30,6 +30,7 @@ from eventsourcing.utils import Environment
 from ledger.actors import Actor
 from ledger.aggregates import (
     Correction,
+    KeyRotation,
     LedgerAggregate,
     Meeting,
     Organisation,
@@ -38,6 +39,7 @@ from ledger.aggregates import (
     Publication,
 )
 from ledger.chain import parse_entry
+from ledger.checkpoint import Ed25519Signer
 from ledger.envelope import EntryMapper
 from ledger.errors import (
     ConcurrentWriteError,
@@ -622,6 +624,31 @@ class LedgerApplication(Application[UUID]):
             id=self._id(id),
         )
         return self._commit(correction_record)
+
+    # the log's key --------------------------------------------------------------------------
+
+    def rotate_key(self, new_signer: Ed25519Signer, *, reason: str, actor: Actor) -> Receipt:
+        """Record that the log's key changes to ``new_signer``; sign with it from now on.
+
+        The rotation entry is sealed by a checkpoint signed with the current key, so an
+        auditor who trusts the old key learns the new one from the log itself. Any other
+        process still holding the old key is refused its next write until restarted.
+        """
+        if new_signer.name != self.signer.name:
+            raise InvalidInputError(
+                f"the new key must keep the log's key name {self.signer.name!r}"
+            )
+        rotation = KeyRotation.rotate(
+            old_key=self.signer.verifier_key(),
+            new_key=new_signer.verifier_key(),
+            reason=reason,
+            actor=actor,
+            at=self.clock(),
+        )
+        receipt = self._commit(rotation)
+        self.signer = new_signer
+        self.recorder.publisher = publisher_for(self.settings, new_signer)  # type: ignore[attr-defined]
+        return receipt
 
     # reading -------------------------------------------------------------------------------
 

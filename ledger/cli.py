@@ -338,6 +338,31 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from ledger.actors import Actor
+    from ledger.application import LedgerApplication
+    from ledger.keys import parse_private_key
+
+    new_path = Path(args.new_key)
+    try:
+        new_signer = parse_private_key(new_path.read_text())
+    except OSError as exc:
+        raise CliError(f"cannot read the new key {new_path}: {exc.strerror}") from None
+    app = LedgerApplication(_settings(args), create_tables=False)
+    try:
+        receipt = app.rotate_key(
+            new_signer, reason=args.reason, actor=Actor(args.actor, "admin", args.org)
+        )
+    finally:
+        app.close()
+    _out(orjson.dumps(receipt.as_dict()).decode())
+    sys.stderr.write(
+        f"ledger keys rotate: entry {receipt.index} names the new key, sealed under the old one.\n"
+        f"  Now restart every writer with LEDGER_SIGNING_KEY_FILE={new_path.resolve()}\n"
+    )
+    return EXIT_OK
+
+
 def cmd_keys_show(args: argparse.Namespace) -> int:
     from ledger.keys import load_signer
 
@@ -404,6 +429,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where to write the private key")
     p.add_argument("--name", help="key name (default: LEDGER_LOG_NAME)")
     p.set_defaults(func=cmd_keys_init)
+    p = keys.add_parser(
+        "rotate", parents=[common], help="record a new signing key in the log (admin)"
+    )
+    p.add_argument("--new-key", required=True, help="the new key file (from `keys init`)")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--actor", required=True)
+    p.add_argument("--org", required=True)
+    p.set_defaults(func=cmd_keys_rotate)
     p = keys.add_parser("show", parents=[common], help="print the configured verifier key")
     p.set_defaults(func=cmd_keys_show)
 

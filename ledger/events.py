@@ -19,6 +19,7 @@ __all__ = [
     "AmendmentDecided",
     "AmendmentProposed",
     "CorrectionRecorded",
+    "KeyRotated",
     "LedgerCreated",
     "LedgerEvent",
     "LegislativeOutcomeLinked",
@@ -242,6 +243,20 @@ class CorrectionRecorded(LedgerCreated):
     correction: dict[str, Any]
 
 
+# The log itself ----------------------------------------------------------------------------
+
+
+class KeyRotated(LedgerCreated):
+    """The log's signing key changes: this entry's checkpoint is signed by ``old_key``,
+    every later checkpoint by ``new_key`` (verifier key lines, DESIGN §3)."""
+
+    TOPIC = "log.key_rotated"
+    AGGREGATE_TOPIC = "log"
+    old_key: str
+    new_key: str
+    reason: str
+
+
 ALL_EVENTS: tuple[type[LedgerEvent], ...] = (
     ProcessStarted,
     StrandAdded,
@@ -263,6 +278,7 @@ ALL_EVENTS: tuple[type[LedgerEvent], ...] = (
     PublicationWithdrawn,
     PublicationSuperseded,
     CorrectionRecorded,
+    KeyRotated,
 )
 
 for _event_class in ALL_EVENTS:

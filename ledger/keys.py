@@ -18,6 +18,7 @@ from ledger.sequencer import Publisher
 from ledger.settings import Settings
 
 __all__ = [
+    "CheckpointPublisher",
     "ConfigurationError",
     "create_key_file",
     "load_signer",
@@ -75,11 +76,20 @@ def load_signer(settings: Settings) -> Ed25519Signer | None:
     return None
 
 
-def publisher_for(settings: Settings, signer: Ed25519Signer) -> Publisher:
+class CheckpointPublisher:
     """Signs the checkpoint of each new tree size with the log's key."""
-    origin = settings.log_name
 
-    def publish(size: int, root: bytes) -> str:
-        return sign_note(Checkpoint(origin, size, root).body(), [signer])
+    def __init__(self, origin: str, signer: Ed25519Signer) -> None:
+        self._origin = origin
+        self._signer = signer
 
-    return publish
+    @property
+    def key_id(self) -> bytes:
+        return self._signer.key_id
+
+    def __call__(self, size: int, root: bytes) -> str:
+        return sign_note(Checkpoint(self._origin, size, root).body(), [self._signer])
+
+
+def publisher_for(settings: Settings, signer: Ed25519Signer) -> Publisher:
+    return CheckpointPublisher(settings.log_name, signer)

@@ -10,19 +10,41 @@ ever stored for a tree that extends the one before it (the lock makes the compar
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import orjson
 from eventsourcing.persistence import StoredEvent
 
 from ledger.envelope import SequencedEntry, sequence_entries
+from ledger.errors import ConflictError
 from ledger.integrate import Integrated, integrate
 
-__all__ = ["Head", "Publisher", "Sealed", "hand_over", "seal"]
+__all__ = [
+    "KEY_ROTATED",
+    "Head",
+    "Publisher",
+    "Sealed",
+    "StaleKeyError",
+    "hand_over",
+    "seal",
+]
 
-# (tree size, root) → the signed checkpoint note for it.
-Publisher = Callable[[int, bytes], str]
+KEY_ROTATED = "log.key_rotated"
+
+
+class Publisher(Protocol):
+    """Signs the checkpoint for a tree (size, root) with the log key ``key_id``."""
+
+    @property
+    def key_id(self) -> bytes: ...
+
+    def __call__(self, size: int, root: bytes) -> str: ...
+
+
+class StaleKeyError(ConflictError):
+    """This process signs with a key the log has rotated away from (or never used)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +54,7 @@ class Head:
     size: int
     head_hash: bytes
     edge: list[bytes]
+    key_id: bytes = b""  # the log key that must sign the next checkpoint ("" before any)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +65,11 @@ class Sealed:
     leaf_hashes: list[bytes]
     tree: Integrated
     checkpoint: str | None
+    key_id: bytes  # the log key for the checkpoints after this batch
 
     @property
     def head(self) -> Head:
-        return Head(self.tree.size, self.entries[-1].entry_hash, self.tree.edge)
+        return Head(self.tree.size, self.entries[-1].entry_hash, self.tree.edge, self.key_id)
 
 
 def seal(
@@ -55,11 +79,24 @@ def seal(
     publisher: Publisher | None,
 ) -> Sealed:
     """Sequence the events onto ``head``, integrate their leaves, sign the new checkpoint."""
+    key_id = head.key_id
+    if publisher is not None and key_id and key_id != publisher.key_id:
+        raise StaleKeyError(
+            f"this process signs with log key {publisher.key_id.hex()}, but the log's key is "
+            f"{key_id.hex()} (rotated); restart it with the current key"
+        )
     entries = sequence_entries(head.size, head.head_hash, stored_events, event_ids)
     leaves = [hashlib.sha256(b"\x00" + e.entry).digest() for e in entries]
     tree = integrate(head.size, head.edge, leaves)
     checkpoint = publisher(tree.size, tree.root) if publisher is not None else None
-    return Sealed(entries, leaves, tree, checkpoint)
+    if publisher is not None:
+        key_id = publisher.key_id
+    for stored in stored_events:
+        if stored.topic == KEY_ROTATED:
+            # Published under the old key (just above); later checkpoints need the new one.
+            new_key = orjson.loads(stored.state)["data"]["new_key"]
+            key_id = bytes.fromhex(new_key.split("+", 2)[1])
+    return Sealed(entries, leaves, tree, checkpoint, key_id)
 
 
 def hand_over(kwargs: dict[str, Any], sealed: Sealed) -> None:

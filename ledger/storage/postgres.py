@@ -12,12 +12,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresDatastore,
     PostgresFactory,
 )
+from eventsourcing.utils import retry
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -76,10 +77,12 @@ def _schema_statements(schema: str) -> list[Composed]:
             "id int PRIMARY KEY CHECK (id = 1), "
             "size bigint NOT NULL, "
             "head_hash bytea NOT NULL, "
-            "edge bytea NOT NULL)"
+            "edge bytea NOT NULL, "
+            "key_id bytea NOT NULL)"
         ).format(t=table(HEAD_TABLE)),
         SQL(
-            "INSERT INTO {t} VALUES (1, 0, '\\x{zeros}'::bytea, ''::bytea) ON CONFLICT DO NOTHING"
+            "INSERT INTO {t} VALUES (1, 0, '\\x{zeros}'::bytea, ''::bytea, ''::bytea) "
+            "ON CONFLICT DO NOTHING"
         ).format(t=table(HEAD_TABLE), zeros=SQL(GENESIS_PREV)),
         SQL(
             "CREATE TABLE IF NOT EXISTS {t} ("
@@ -104,9 +107,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.sql_create_statements.extend(_schema_statements(datastore.schema))
         schema = Identifier(datastore.schema)
-        self._select_head = SQL("SELECT size, head_hash, edge FROM {s}.{t} WHERE id = 1").format(
-            s=schema, t=Identifier(HEAD_TABLE)
-        )
+        self._select_head = SQL(
+            "SELECT size, head_hash, edge, key_id FROM {s}.{t} WHERE id = 1"
+        ).format(s=schema, t=Identifier(HEAD_TABLE))
         self._insert_entry = SQL(
             "INSERT INTO {s}.{t} (idx, event_id, entry, entry_hash, leaf_hash) "
             "VALUES (%s, %s, %s, %s, %s)"
@@ -120,8 +123,32 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.publisher: Publisher | None = None  # signs checkpoints; set by the application
         self._queued = threading.local()  # the head read queued in this thread's pipeline
         self._update_head = SQL(
-            "UPDATE {s}.{t} SET size = %s, head_hash = %s, edge = %s WHERE id = 1"
+            "UPDATE {s}.{t} SET size = %s, head_hash = %s, edge = %s, key_id = %s WHERE id = 1"
         ).format(s=schema, t=Identifier(HEAD_TABLE))
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """eventsourcing's pipelined insert, except that any error raised while sequencing
+        leaves the transaction by raising, so it rolls back.
+
+        eventsourcing 9.5.6 catches exceptions from its hooks *inside* ``conn.transaction()``
+        and re-raises them after the block, which commits the event rows without their
+        entries. A ledger must never do that: a refused seal (a stale key, say) writes
+        nothing.
+        """
+        if not stored_events:
+            return []
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.pipeline() as pipeline,
+            conn.cursor() as curs,
+        ):
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            pipeline.sync()
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
     def _insert_stored_events(
         self,
@@ -154,7 +181,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self._queued.__dict__.pop("head_cursor") as head_cursor:
             head = head_cursor.fetchone()
         assert head is not None, "ledger_head row is missing: run `ledger migrate`"
-        stored_head = Head(head["size"], bytes(head["head_hash"]), unpack_edge(bytes(head["edge"])))
+        stored_head = Head(
+            head["size"],
+            bytes(head["head_hash"]),
+            unpack_edge(bytes(head["edge"])),
+            bytes(head["key_id"]),
+        )
         sealed = seal(stored_head, stored_events, event_ids, self.publisher)
         entries = sealed.entries
         curs.executemany(
@@ -168,7 +200,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             curs.executemany(self._insert_node, sealed.tree.nodes)
         curs.execute(
             self._update_head,
-            (sealed.tree.size, entries[-1].entry_hash, pack_edge(sealed.tree.edge)),
+            (
+                sealed.tree.size,
+                entries[-1].entry_hash,
+                pack_edge(sealed.tree.edge),
+                sealed.key_id,
+            ),
         )
         if sealed.checkpoint is not None:
             # Publish: the primary key refuses a second checkpoint for a size, so a stored

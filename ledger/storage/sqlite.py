@@ -55,8 +55,9 @@ SCHEMA = [
     "id INTEGER PRIMARY KEY CHECK (id = 1), "
     "size INTEGER NOT NULL, "
     "head_hash BLOB NOT NULL, "
-    "edge BLOB NOT NULL)",
-    f"INSERT OR IGNORE INTO {HEAD_TABLE} VALUES (1, 0, X'{GENESIS_PREV}', X'')",
+    "edge BLOB NOT NULL, "
+    "key_id BLOB NOT NULL)",
+    f"INSERT OR IGNORE INTO {HEAD_TABLE} VALUES (1, 0, X'{GENESIS_PREV}', X'', X'')",
     f"CREATE TABLE IF NOT EXISTS {NODES_TABLE} ("
     "level INTEGER NOT NULL, "
     "idx INTEGER NOT NULL, "
@@ -108,10 +109,13 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         # the head read here is the true head, and index order is commit order. The entries
         # and the new head commit with the event rows or not at all: a crash anywhere before
         # COMMIT leaves none of them, after COMMIT all of them.
-        c.execute(f"SELECT size, head_hash, edge FROM {HEAD_TABLE} WHERE id = 1")
-        size, head_hash, edge = c.fetchone()
+        c.execute(f"SELECT size, head_hash, edge, key_id FROM {HEAD_TABLE} WHERE id = 1")
+        size, head_hash, edge, key_id = c.fetchone()
         sealed = seal(
-            Head(size, head_hash, unpack_edge(edge)), stored_events, event_ids, self.publisher
+            Head(size, head_hash, unpack_edge(edge), key_id),
+            stored_events,
+            event_ids,
+            self.publisher,
         )
         entries = sealed.entries
         c.executemany(
@@ -127,8 +131,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 f"INSERT INTO {NODES_TABLE} (level, idx, hash) VALUES (?,?,?)", sealed.tree.nodes
             )
         c.execute(
-            f"UPDATE {HEAD_TABLE} SET size = ?, head_hash = ?, edge = ? WHERE id = 1",
-            (sealed.tree.size, entries[-1].entry_hash, pack_edge(sealed.tree.edge)),
+            f"UPDATE {HEAD_TABLE} SET size = ?, head_hash = ?, edge = ?, key_id = ? WHERE id = 1",
+            (sealed.tree.size, entries[-1].entry_hash, pack_edge(sealed.tree.edge), sealed.key_id),
         )
         if sealed.checkpoint is not None:
             # Publish: the primary key refuses a second checkpoint for a size, so a stored
