@@ -9,6 +9,7 @@ then saves. Saving writes the event row and its sequenced entry in one transacti
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,7 +40,13 @@ from ledger.aggregates import (
     Publication,
 )
 from ledger.chain import parse_entry
-from ledger.checkpoint import Ed25519Signer
+from ledger.checkpoint import (
+    CheckpointError,
+    CosignatureVerifier,
+    Ed25519Signer,
+    add_signatures,
+    verify_cosignatures,
+)
 from ledger.envelope import EntryMapper
 from ledger.errors import (
     ConcurrentWriteError,
@@ -49,14 +56,16 @@ from ledger.errors import (
     StorageError,
 )
 from ledger.keys import ConfigurationError, load_signer, publisher_for
-from ledger.proofs import ProofBuilder
+from ledger.proofs import ProofBuilder, TileCache
 from ledger.sequencer import Sealed
 from ledger.settings import Settings
 from ledger.storage import LogReader, factory_for, open_reader
+from ledger.witness import WitnessError, submit_checkpoint
 
 __all__ = ["LedgerApplication", "Receipt"]
 
 A = TypeVar("A", bound=LedgerAggregate)
+log = logging.getLogger("ledger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,8 @@ class LedgerApplication(Application[UUID]):
         self._create_tables = create_tables
         self._reader: LogReader | None = None
         self._reader_lock = threading.Lock()
+        self._tiles = TileCache()
+        self._witnessed: dict[str, int] = {}  # witness URL → size it last cosigned
         signer = load_signer(self.settings)
         if signer is None:
             raise ConfigurationError(
@@ -171,21 +182,84 @@ class LedgerApplication(Application[UUID]):
             raise RuleViolationError("a command must record exactly one signed entry")
         entry = sealed.entries[0]
         proof = self.inclusion_proof(entry.index, sealed.tree.size)
+        checkpoint = self._witness(sealed.tree.size, sealed.checkpoint)
         return Receipt(
             entry.index,
             entry.entry_hash.hex(),
             entry.entry,
             sealed.tree.size,
-            sealed.checkpoint,
+            checkpoint,
             tuple(proof),
         )
+
+    def _witness(self, size: int, note: str) -> str:
+        """Submit a new checkpoint to the configured witnesses; store their cosignatures.
+
+        The entry is already committed: a witness that is down or refuses only costs a
+        warning (and its cosignature), never the write. A witness that has cosigned a tree
+        this log cannot extend (422, or a 409 above our size) is logged as fork evidence.
+        """
+        lines: list[str] = []
+        for witness in self.settings.witnesses:
+            old = self._witnessed.get(witness.url, 0)
+            for _ in range(2):  # the second try after a 409 told us the witness's size
+                proof = self.consistency_proof(min(old, size), size)
+                try:
+                    answer = submit_checkpoint(
+                        witness.url, note, old, proof, timeout=self.settings.witness_timeout
+                    )
+                except WitnessError as exc:
+                    log.warning("witness %s did not cosign size %d: %s", witness.url, size, exc)
+                    break
+                if isinstance(answer, int):
+                    self._witnessed[witness.url] = old = answer
+                    if answer > size:
+                        log.warning(
+                            "witness %s is at size %d, ahead of %d", witness.url, answer, size
+                        )
+                        break
+                    continue
+                try:
+                    verify_cosignatures(
+                        add_signatures(note, answer),
+                        [CosignatureVerifier.from_vkey(witness.key)],
+                        1,
+                    )
+                except CheckpointError as exc:
+                    log.warning("witness %s sent a bad cosignature: %s", witness.url, exc)
+                    break
+                self._witnessed[witness.url] = size
+                lines += answer
+                break
+        if not lines:
+            return note
+        cosigned = add_signatures(note, lines)
+        for _ in range(5):
+            stored = open_reader(self.settings, snapshot=False)
+            try:
+                found = stored.checkpoint(size)
+            finally:
+                stored.close()
+            if found is None:
+                return note
+            merged = add_signatures(found[2], lines)
+            if self.recorder.replace_checkpoint_note(size, found[2], merged):  # type: ignore[attr-defined]
+                return merged
+        return cosigned
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size``, from storage."""
         with self._reader_lock:
             if self._reader is None:
                 self._reader = open_reader(self.settings, snapshot=False)
-            return ProofBuilder(self._reader).inclusion(index, size)
+            return ProofBuilder(self._reader, self._tiles).inclusion(index, size)
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """RFC 9162 consistency proof between two committed tree sizes, from storage."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = open_reader(self.settings, snapshot=False)
+            return ProofBuilder(self._reader, self._tiles).consistency(old, new)
 
     def close(self) -> None:
         with self._reader_lock:

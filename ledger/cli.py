@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -373,6 +373,125 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# export and audit --------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ledger.audit import write_bundle
+    from ledger.audit.errors import AuditError
+    from ledger.keys import load_signer
+    from ledger.storage import open_reader
+
+    settings = _settings(args)
+    signer = load_signer(settings)
+    if signer is None:
+        raise CliError("no signing key configured: the bundle must carry the log's public key")
+    reader = open_reader(settings)  # one snapshot: the checkpoint and the entries agree
+    try:
+        latest = reader.checkpoint()
+        if latest is None:
+            raise CliError("the log has no checkpoint yet: nothing to export")
+        size, _, note = latest
+
+        def stream() -> Iterator[bytes]:
+            for start in range(0, size, 5000):
+                yield from reader.entries(start, min(start + 5000, size))
+
+        try:
+            write_bundle(
+                args.bundle,
+                public_key=signer.verifier_key(),
+                checkpoint_note=note,
+                entries=stream(),
+                size=size,
+            )
+        except AuditError as exc:
+            raise CliError(f"the log does not export cleanly: {exc}", EXIT_REFUSED) from None
+    finally:
+        reader.close()
+    sys.stderr.write(
+        f"ledger export: wrote {size} entries and the signed checkpoint to {args.bundle}\n"
+    )
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from ledger.audit import BundleSource, HttpSource, audit
+    from ledger.audit.errors import AuditError
+
+    source_text: str = args.source
+    source: Any
+    if source_text.startswith(("http://", "https://")):
+        source = HttpSource(source_text.rstrip("/"))
+    else:
+        source = BundleSource(Path(source_text))
+    vkey = args.key
+    if vkey.startswith("@"):
+        vkey = Path(vkey[1:]).read_text().strip()
+    try:
+        result = audit(
+            source,
+            vkey=vkey,
+            state_path=Path(args.state),
+            witnesses=args.witness or (),
+            quorum=args.quorum,
+        )
+    except AuditError as exc:
+        sys.stderr.write(f"ledger audit: FAILED: {exc} (state left unchanged)\n")
+        return EXIT_REFUSED
+    if result.old_size == result.new_size:
+        _out(f"ledger audit: OK, {result.origin} unchanged at size {result.new_size}")
+    else:
+        how = "with a consistency proof" if result.proof_checked else "by recomputing the root"
+        _out(
+            f"ledger audit: OK, {result.origin} grew from {result.old_size} to "
+            f"{result.new_size} entries, consistent with what you trusted ({how})"
+        )
+    _out(f"  root         {result.root.hex()}")
+    _out(f"  entries      {result.entries_checked} checked (links, indexes, leaves)")
+    if result.cosignatures:
+        names = ", ".join(sorted(result.cosignatures))
+        _out(f"  witnesses    {len(result.cosignatures)} cosigned: {names}")
+    moved = "advanced" if result.new_size != result.old_size else "unchanged"
+    _out(f"  state        {args.state} ({moved})")
+    return EXIT_OK
+
+
+# witness -----------------------------------------------------------------------------------
+
+
+def cmd_witness(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ledger.checkpoint import CosignatureSigner, Ed25519Verifier
+    from ledger.witness import create_witness_app
+
+    key_path = Path(args.key)
+    if args.init:
+        if key_path.exists():
+            raise CliError(f"{key_path} already exists; refusing to overwrite a witness key")
+        signer = CosignatureSigner.generate(args.name)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(signer.to_skey() + "\n")
+        _out(signer.verifier_key())
+        return EXIT_OK
+    try:
+        signer = CosignatureSigner.from_skey(key_path.read_text())
+    except OSError as exc:
+        raise CliError(f"cannot read witness key {key_path}: {exc.strerror}") from None
+    logs = {}
+    for vkey in args.log or ():
+        verifier = Ed25519Verifier.from_vkey(vkey)
+        logs[verifier.name] = vkey
+    if not logs:
+        raise CliError("give at least one --log VKEY (the log's verifier key) to witness")
+    app = create_witness_app(signer=signer, logs=logs, state_dir=Path(args.state))
+    _out(f"witness {signer.verifier_key()} at http://{args.host}:{args.port}/")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
 # main --------------------------------------------------------------------------------------
 
 
@@ -439,6 +558,33 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_keys_rotate)
     p = keys.add_parser("show", parents=[common], help="print the configured verifier key")
     p.set_defaults(func=cmd_keys_show)
+
+    p = sub.add_parser("export", parents=[common], help="write a self-contained audit bundle")
+    p.add_argument("--bundle", required=True, help="the bundle file to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("audit", help="audit a log (URL or bundle) against the state you kept")
+    p.add_argument("source", help="the log's base URL, or a bundle file")
+    p.add_argument("--key", required=True, help="the log's verifier key (or @FILE)")
+    p.add_argument(
+        "--state",
+        default="ledger-audit.state",
+        help="your audit state file: the last checkpoint you trusted",
+    )
+    p.add_argument("--witness", action="append", help="a witness's cosignature key (repeat)")
+    p.add_argument("--quorum", type=int, default=0, help="cosignatures required")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("witness", help="run a C2SP tlog-witness for one or more logs")
+    p.add_argument("--key", required=True, help="the witness's key file")
+    p.add_argument("--init", action="store_true", help="create the key file and print its vkey")
+    p.add_argument("--name", default="witness.localhost", help="witness name (with --init)")
+    p.add_argument("--log", action="append", help="verifier key of a log to witness (repeat)")
+    p.add_argument("--state", default="witness-state", help="directory for witnessed state")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_witness)
 
     p = sub.add_parser("commands", help="list the commands `ledger record` accepts")
     p.set_defaults(func=cmd_commands)

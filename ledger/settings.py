@@ -5,10 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "WitnessConfig"]
+
+
+class WitnessConfig(BaseModel):
+    """A C2SP tlog-witness the log submits its checkpoints to."""
+
+    url: str
+    key: str
 
 
 class Settings(BaseSettings):
@@ -29,6 +36,9 @@ class Settings(BaseSettings):
     signing_key_file: Path | None = None
     signing_key: SecretStr | None = None
     demo: bool = False
+    # Witnesses to submit every checkpoint to: a JSON list of {"url": …, "key": <vkey>}.
+    witnesses: list[WitnessConfig] = []
+    witness_timeout: float = 5.0
 
     @property
     def backend(self) -> Literal["sqlite", "postgresql"]:

@@ -216,6 +216,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         hand_over(kwargs, sealed)
         return event_ids
 
+    def replace_checkpoint_note(self, size: int, old_note: str, new_note: str) -> bool:
+        """Compare-and-swap the stored note of a checkpoint (to add cosignatures)."""
+        statement = SQL("UPDATE {s}.{t} SET note = %s WHERE size = %s AND note = %s").format(
+            s=Identifier(self.datastore.schema), t=Identifier(CHECKPOINTS_TABLE)
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (new_note, size, old_note))
+            return curs.rowcount == 1
+
 
 class PostgresLedgerFactory(PostgresFactory):
     """eventsourcing factory that builds the ledger's recorder."""

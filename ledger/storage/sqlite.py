@@ -144,6 +144,15 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         hand_over(kwargs, sealed)
         return event_ids
 
+    def replace_checkpoint_note(self, size: int, old_note: str, new_note: str) -> bool:
+        """Compare-and-swap the stored note of a checkpoint (to add cosignatures)."""
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"UPDATE {CHECKPOINTS_TABLE} SET note = ? WHERE size = ? AND note = ?",
+                (new_note, size, old_note),
+            )
+            return bool(c.sqlite_cursor.rowcount == 1)
+
 
 class SQLiteLedgerFactory(SQLiteFactory):
     """eventsourcing factory that builds the ledger's datastore and recorder."""

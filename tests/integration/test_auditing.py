@@ -1,0 +1,222 @@
+"""An auditor and a witness who trust nothing we run: the whole verifiable-log loop, live."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger.application import LedgerApplication
+from ledger.checkpoint import CheckpointError, CosignatureVerifier, verify_cosignatures
+from ledger.settings import WitnessConfig
+from tests.api.test_log_api import Server, free_port
+from tests.conftest import BACKENDS, Store, make_store
+from tests.helpers import OFFICIAL, record_sample
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ledger(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+class Witness:
+    """A `ledger witness` process on loopback."""
+
+    def __init__(self, tmp: Path, log_vkey: str) -> None:
+        key = tmp / "witness.key"
+        made = ledger("witness", "--key", str(key), "--init", "--name", "witness.test")
+        assert made.returncode == 0, made.stderr
+        self.vkey = made.stdout.strip()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ledger.cli",
+                "witness",
+                "--key",
+                str(key),
+                "--log",
+                log_vkey,
+                "--state",
+                str(tmp / "witness-state"),
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("witness did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(params=BACKENDS)
+def witnessed(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, Witness]]:
+    """A store whose log submits every checkpoint to a live witness."""
+    for store in make_store(request.param, tmp_path):
+        app = LedgerApplication(store.settings)
+        vkey = app.signer.verifier_key()
+        app.close()
+        witness = Witness(tmp_path, vkey)
+        store.settings = store.settings.model_copy(
+            update={"witnesses": [WitnessConfig(url=witness.url, key=witness.vkey)]}
+        )
+        try:
+            yield store, witness
+        finally:
+            witness.stop()
+
+
+def test_receipts_carry_witness_cosignatures(witnessed: tuple[Store, Witness]) -> None:
+    """Every receipt's checkpoint is cosigned by the witness, and /checkpoint serves it."""
+    store, witness = witnessed
+    app = LedgerApplication(store.settings)
+    receipts = record_sample(app, amendments=2).receipts
+    app.close()
+    verifier = CosignatureVerifier.from_vkey(witness.vkey)
+    for receipt in receipts:
+        assert "witness.test" in verify_cosignatures(receipt.checkpoint, [verifier], 1)
+    server = Server(store)
+    try:
+        _, _, note = server.get("/checkpoint")
+        assert verify_cosignatures(note.decode(), [verifier], 1)
+    finally:
+        server.stop()
+
+
+def test_auditor_follows_the_log_and_catches_a_fork(
+    witnessed: tuple[Store, Witness], tmp_path: Path
+) -> None:
+    """Audit, grow, re-audit with a proof; a rewritten log under the same key is refused."""
+    store, witness = witnessed
+    app = LedgerApplication(store.settings)
+    sample = record_sample(app, amendments=2)
+    vkey = app.signer.verifier_key()
+    app.close()
+    state = tmp_path / "auditor.state"
+    server = Server(store)
+    try:
+        first = ledger(
+            "audit",
+            server.base,
+            "--key",
+            vkey,
+            "--state",
+            str(state),
+            "--witness",
+            witness.vkey,
+            "--quorum",
+            "1",
+        )
+        assert first.returncode == 0, first.stderr
+        assert f"grew from 0 to {len(sample.receipts)}" in first.stdout
+        app = LedgerApplication(store.settings)
+        app.add_strand(sample.process_id, strand_id="fraud", title="Fraud", actor=OFFICIAL)
+        app.close()
+        second = ledger(
+            "audit",
+            server.base,
+            "--key",
+            vkey,
+            "--state",
+            str(state),
+            "--witness",
+            witness.vkey,
+            "--quorum",
+            "1",
+        )
+        assert second.returncode == 0, second.stderr
+        assert "consistency proof" in second.stdout
+        stranger = ledger(
+            "audit",
+            server.base,
+            "--key",
+            vkey,
+            "--state",
+            str(tmp_path / "s2"),
+            "--witness",
+            "someone+00000000+" + "A" * 44,
+            "--quorum",
+            "1",
+        )
+        assert stranger.returncode != 0
+    finally:
+        server.stop()
+
+    # A rewrite: the same key and origin sign a different history, larger than before.
+    trusted = state.read_bytes()
+    for fork in make_store(store.kind, tmp_path / "fork"):
+        fork.settings = fork.settings.model_copy(
+            update={
+                "signing_key_file": store.settings.signing_key_file,
+                "witnesses": store.settings.witnesses,
+            }
+        )
+        app = LedgerApplication(fork.settings)
+        forked = record_sample(app, amendments=9)
+        app.close()
+        # The witness, which saw the real log, refuses to cosign the fork.
+        with pytest.raises(CheckpointError):
+            verify_cosignatures(
+                forked.receipts[-1].checkpoint, [CosignatureVerifier.from_vkey(witness.vkey)], 1
+            )
+        fork_server = Server(fork)
+        try:
+            caught = ledger("audit", fork_server.base, "--key", vkey, "--state", str(state))
+        finally:
+            fork_server.stop()
+        assert caught.returncode == 1
+        assert "FAILED" in caught.stderr
+        assert "state left unchanged" in caught.stderr
+        assert state.read_bytes() == trusted
+
+
+def test_bundle_export_and_offline_audit(tmp_path: Path) -> None:
+    """`ledger export --bundle` makes a file an auditor checks with nothing else."""
+    for store in make_store("sqlite", tmp_path):
+        app = LedgerApplication(store.settings)
+        record_sample(app, amendments=3)
+        vkey = app.signer.verifier_key()
+        app.close()
+        bundle = tmp_path / "log.bundle"
+        exported = ledger("export", "--bundle", str(bundle), env=store.env())
+        assert exported.returncode == 0, exported.stderr
+        audited = ledger("audit", str(bundle), "--key", vkey, "--state", str(tmp_path / "st"))
+        assert audited.returncode == 0, audited.stderr
+        lines = bundle.read_bytes().split(b"\n")
+        assert b'"name":"' in lines[4]
+        lines[4] = lines[4].replace(b'"name":"', b'"name":"X')
+        bundle.write_bytes(b"\n".join(lines))
+        tampered = ledger("audit", str(bundle), "--key", vkey, "--state", str(tmp_path / "st2"))
+        assert tampered.returncode == 1
+        assert "FAILED" in tampered.stderr
+        assert not (tmp_path / "st2").exists()
