@@ -397,6 +397,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             for start in range(0, size, 5000):
                 yield from reader.entries(start, min(start + 5000, size))
 
+        sealed = {}
+        for index in reader.rotations():
+            found = reader.checkpoint(index + 1)
+            if found is not None and index < size:
+                sealed[index + 1] = found[2]
         try:
             write_bundle(
                 args.bundle,
@@ -404,6 +409,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 checkpoint_note=note,
                 entries=stream(),
                 size=size,
+                sealed=sealed,
             )
         except AuditError as exc:
             raise CliError(f"the log does not export cleanly: {exc}", EXIT_REFUSED) from None

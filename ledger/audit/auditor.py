@@ -81,7 +81,8 @@ Progress = Callable[[int, int], None]
 """Called as ``progress(entries checked, entries to check)`` while streaming."""
 
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
-_STATE_KEYS = frozenset({"format", "origin", "size", "root", "head", "range", "checkpoint"})
+_STATE_KEYS = frozenset({"format", "origin", "size", "root", "head", "range", "checkpoint", "key"})
+_KEY_ROTATED_END = b',"type":"log.key_rotated"}'  # canonical entries end with their type
 
 
 # --------------------------------------------------------------------------------------
@@ -167,6 +168,7 @@ class AuditState:
     head: bytes = GENESIS_PREV
     compact: CompactRange = field(default_factory=CompactRange)
     checkpoint: str | None = None
+    key: str | None = None  # the log key learned from a verified rotation, if any
 
     def to_json(self) -> bytes:
         """The state file's bytes."""
@@ -178,6 +180,7 @@ class AuditState:
             "head": self.head.hex(),
             "range": [node.hex() for node in self.compact.stack],
             "checkpoint": self.checkpoint,
+            "key": self.key,
         }
         return (json.dumps(document, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
 
@@ -207,7 +210,12 @@ class AuditState:
             raise StateError(f"{where}: {exc}") from exc
         if compact.root() != root:
             raise StateError(f"{where}: the compact range does not hash to the root")
-        origin, note = document["origin"], document["checkpoint"]
+        origin, note, key = document["origin"], document["checkpoint"], document["key"]
+        if key is not None:
+            try:
+                parse_vkey(key, ED25519_KEY_TYPE)
+            except NoteError as exc:
+                raise StateError(f"{where}: the learned log key is malformed: {exc}") from exc
         if size == 0 and origin is None and note is None:
             if head != GENESIS_PREV:
                 raise StateError(f"{where}: an empty log's head must be 64 zeros")
@@ -222,7 +230,7 @@ class AuditState:
             raise StateError(f"{where}: the stored checkpoint is malformed: {exc}") from exc
         if (checkpoint.origin, checkpoint.size, checkpoint.root) != (origin, size, root):
             raise StateError(f"{where}: the stored checkpoint disagrees with origin, size or root")
-        return cls(origin, size, root, head, compact, note)
+        return cls(origin, size, root, head, compact, note, key)
 
     @classmethod
     def load(cls, path: Path) -> AuditState:
@@ -296,20 +304,30 @@ class Auditor:
         self.state_path = Path(state_path)
 
     def run(self, source: Source, progress: Progress | None = None) -> AuditResult:
-        """Audit ``source``; on success the state file trusts its checkpoint."""
+        """Audit ``source``; on success the state file trusts its checkpoint.
+
+        The log key is the one given, or the one this state learned from a rotation. A
+        ``log.key_rotated`` entry met on the way is only accepted if the checkpoint sealing
+        it (tree size = its index + 1) is signed by the key it rotates away from and covers
+        exactly the entries verified so far; later checkpoints must then use the new key.
+        """
         state = AuditState.load(self.state_path)
         note = self._fetch_note(source)
-        checkpoint = verify_checkpoint(note, self.log_key)
+        unverified = parse_checkpoint(parse_note(note)[0])
+        key = parse_vkey(state.key, ED25519_KEY_TYPE) if state.key else self.log_key
+        self._compare(state, unverified)
+        proof_checked = self._check_proof(source, state, unverified)
+        compact, head, key = self._stream(source, state, unverified, progress, key)
+        checkpoint = verify_checkpoint(note, key)
         cosignatures: dict[str, int] = {}
         if self.witnesses:
             cosignatures = verify_cosignatures(note, self.witnesses, self.quorum)
-        self._compare(state, checkpoint)
-        proof_checked = self._check_proof(source, state, checkpoint)
-        compact, head = self._stream(source, state, checkpoint, progress)
         if compact.root() != checkpoint.root:
             raise RootMismatchError(self._mismatch_message(state, checkpoint, proof_checked))
+        learned = None if key == self.log_key else key.vkey()
         new_state = AuditState(checkpoint.origin, checkpoint.size, checkpoint.root, head, compact)
         new_state.checkpoint = note
+        new_state.key = learned
         self._save_if_changed(new_state)
         return AuditResult(
             origin=checkpoint.origin,
@@ -375,17 +393,20 @@ class Auditor:
         state: AuditState,
         checkpoint: Checkpoint,
         progress: Progress | None,
-    ) -> tuple[CompactRange, bytes]:
+        key: VerifierKey,
+    ) -> tuple[CompactRange, bytes, VerifierKey]:
         compact = CompactRange.load(state.size, state.compact.stack)
         start, stop = state.size, checkpoint.size
         total, index, head = stop - start, start, state.head
         if total == 0:
-            return compact, head
+            return compact, head, key
         for entry in source.entries(start, stop):
             if index >= stop:
                 raise SourceError(f"the source gave more than the {total} entries asked for")
             head = check_entry(entry, index, head, prev_is_trusted=index == start)
             compact.append(hash_leaf(entry))
+            if entry.endswith(_KEY_ROTATED_END):
+                key = Auditor._rotate(source, entry, index, compact, key)
             index += 1
             if progress is not None and (index - start) % PROGRESS_EVERY == 0:
                 progress(index - start, total)
@@ -393,7 +414,37 @@ class Auditor:
             raise SourceError(f"the source ended after entry {index - 1}; expected {stop} entries")
         if progress is not None and total % PROGRESS_EVERY:
             progress(total, total)
-        return compact, head
+        return compact, head, key
+
+    @staticmethod
+    def _rotate(
+        source: Source, entry: bytes, index: int, compact: CompactRange, key: VerifierKey
+    ) -> VerifierKey:
+        """Accept a key rotation only as sealed by the old key; return the new key."""
+        try:
+            data = json.loads(entry)["data"]
+            old_key = parse_vkey(data["old_key"], ED25519_KEY_TYPE)
+            new_key = parse_vkey(data["new_key"], ED25519_KEY_TYPE)
+        except (ValueError, KeyError, TypeError, NoteError) as exc:
+            raise EntryError(index, f"malformed key rotation: {exc}") from exc
+        if old_key != key:
+            raise EntryError(
+                index, f"rotates away from {old_key.label()}, but the trusted key is {key.label()}"
+            )
+        fetch = getattr(source, "checkpoint_at", None)
+        sealed_note = fetch(index + 1) if fetch is not None else None
+        if sealed_note is None:
+            raise SourceError(
+                f"entry {index} rotates the log key; the source must give the checkpoint for "
+                f"size {index + 1} that seals it"
+            )
+        sealed = verify_checkpoint(sealed_note, key)
+        if sealed.size != index + 1 or sealed.root != compact.root():
+            raise RootMismatchError(
+                f"the checkpoint sealing the key rotation at entry {index} does not cover the "
+                "verified entries"
+            )
+        return new_key
 
     @staticmethod
     def _mismatch_message(state: AuditState, checkpoint: Checkpoint, proof_checked: bool) -> str:

@@ -224,6 +224,11 @@ class VerifierKey:
         """``name+hexid``, the way errors name a key."""
         return f"{self.name}+{self.key_id.hex()}"
 
+    def vkey(self) -> str:
+        """The verifier key string ``name+hexid+base64(type || key)``."""
+        material = base64.b64encode(bytes([self.key_type]) + self.public_key).decode("ascii")
+        return f"{self.label()}+{material}"
+
 
 def parse_vkey(vkey: str, key_type: int = ED25519_KEY_TYPE) -> VerifierKey:
     """Parse a verifier key of the given type byte strictly (rule 2)."""

@@ -29,7 +29,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
@@ -67,6 +67,7 @@ _MAX_PROOF_BYTES = 1 << 16
 _MAX_HEADER_BYTES = 1 << 22
 _MAX_PROOF_HASHES = 64
 _HEADER_KEYS = frozenset({"format", "origin", "size", "public_key", "checkpoint"})
+_OPTIONAL_HEADER_KEYS = frozenset({"sealed"})  # {"<size>": note} for key rotations
 
 
 @runtime_checkable
@@ -79,6 +80,10 @@ class Source(Protocol):
 
     def entries(self, start: int, stop: int) -> Iterator[bytes]:
         """Entries ``start`` … ``stop - 1``, verbatim and in index order."""
+        ...
+
+    def checkpoint_at(self, size: int) -> bytes | None:
+        """The signed checkpoint the log published for ``size``, if the source keeps it."""
         ...
 
     def consistency_proof(self, old: int, new: int) -> list[bytes] | None:
@@ -161,6 +166,10 @@ class HttpSource:
         except UnicodeDecodeError as exc:
             raise SourceError(f"GET {self.base_url}/checkpoint: not valid UTF-8") from exc
         return data
+
+    def checkpoint_at(self, size: int) -> bytes:
+        """``GET /checkpoint/<size>``: the note published for that tree size."""
+        return self._get_small(f"/checkpoint/{int(size)}", "text/plain", _MAX_NOTE_BYTES)
 
     def entries(self, start: int, stop: int) -> Iterator[bytes]:
         """``GET /entries`` page by page until exactly ``stop - start`` entries came."""
@@ -253,7 +262,9 @@ class BundleSource:
             header = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise BundleError(f"bundle {self.path}: the header is not UTF-8 JSON") from exc
-        if not isinstance(header, dict) or set(header) != _HEADER_KEYS:
+        if not isinstance(header, dict) or not (
+            _HEADER_KEYS <= set(header) <= _HEADER_KEYS | _OPTIONAL_HEADER_KEYS
+        ):
             raise BundleError(
                 f"bundle {self.path}: the header must be an object with exactly the keys "
                 f"{sorted(_HEADER_KEYS)}"
@@ -282,6 +293,12 @@ class BundleSource:
         self.size: int = size
         self.public_key: str = header["public_key"]
         self._note: bytes = header["checkpoint"].encode("utf-8")
+        sealed = header.get("sealed", {})
+        if not isinstance(sealed, dict) or not all(
+            isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in sealed.items()
+        ):
+            raise BundleError(f"bundle {self.path}: sealed must map sizes to signed notes")
+        self._sealed: dict[int, bytes] = {int(k): v.encode("utf-8") for k, v in sealed.items()}
         self._header_length = len(line)
 
     def __repr__(self) -> str:
@@ -291,6 +308,10 @@ class BundleSource:
     def checkpoint(self) -> bytes:
         """The signed note from the header (verified by the auditor, not here)."""
         return self._note
+
+    def checkpoint_at(self, size: int) -> bytes | None:
+        """A checkpoint the bundle carries for ``size`` (those sealing key rotations)."""
+        return self._sealed.get(size)
 
     def entries(self, start: int, stop: int) -> Iterator[bytes]:
         """Stream entry lines ``start`` … ``stop - 1``; the last line must be entry size-1."""
@@ -353,11 +374,13 @@ def write_bundle(
     checkpoint_note: str,
     entries: Iterable[bytes],
     size: int,
+    sealed: Mapping[int, str] | None = None,
 ) -> None:
     """Write a bundle of ``size`` entries atomically; BundleError if it would not verify.
 
     The note must verify with ``public_key`` and state ``size``; the entries must hash to
-    its root. ``entries`` is consumed as a stream.
+    its root. ``entries`` is consumed as a stream. ``sealed`` carries the checkpoints that
+    seal key rotations (tree size → note), so an auditor holding an older key can follow.
     """
     target = Path(path)
     try:
@@ -377,6 +400,8 @@ def write_bundle(
         "public_key": public_key,
         "checkpoint": checkpoint_note,
     }
+    if sealed:
+        header["sealed"] = {str(k): v for k, v in sorted(sealed.items())}
 
     def write(stream: IO[bytes]) -> None:
         stream.write(json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode())

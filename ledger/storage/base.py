@@ -47,6 +47,9 @@ class LogReader(Protocol):
     def nodes(self, start_level: int = 1) -> Iterator[tuple[int, int, bytes]]:
         """Every stored node (level ≥ start_level, index, hash), by level then index."""
 
+    def rotations(self) -> list[int]:
+        """Indexes of the log's key-rotation entries, in order."""
+
     def checkpoint(self, size: int | None = None) -> tuple[int, bytes, str] | None:
         """(size, root, signed note) of the latest checkpoint, or of the one for ``size``."""
 

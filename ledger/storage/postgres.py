@@ -304,6 +304,15 @@ class PostgresLogReader:
         for level, idx, node in rows:
             yield level, idx, bytes(node)
 
+    def rotations(self) -> list[int]:
+        rows = self._conn.execute(
+            self._sql(
+                "SELECT e.idx FROM {e} e JOIN {v} s ON s.notification_id = e.event_id "
+                "WHERE s.topic = 'log.key_rotated' ORDER BY e.idx"
+            )
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
     def checkpoint(self, size: int | None = None) -> tuple[int, bytes, str] | None:
         if size is None:
             row = self._conn.execute(

@@ -238,6 +238,13 @@ class SQLiteLogReader:
         for level, idx, node in cursor:
             yield level, idx, bytes(node)
 
+    def rotations(self) -> list[int]:
+        rows = self._conn.execute(
+            f"SELECT e.idx FROM {ENTRIES_TABLE} e JOIN {EVENTS_TABLE} s ON s.rowid = e.event_id "
+            "WHERE s.topic = 'log.key_rotated' ORDER BY e.idx"
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
     def checkpoint(self, size: int | None = None) -> tuple[int, bytes, str] | None:
         if size is None:
             row = self._conn.execute(

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from ledger.actors import Actor
 from ledger.application import LedgerApplication
 from ledger.checkpoint import CheckpointError, CosignatureVerifier, verify_cosignatures
+from ledger.keys import create_key_file
 from ledger.settings import WitnessConfig
 from tests.api.test_log_api import Server, free_port
-from tests.conftest import BACKENDS, Store, make_store
+from tests.conftest import BACKENDS, LOG_NAME, Store, make_store
 from tests.helpers import OFFICIAL, record_sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,3 +222,37 @@ def test_bundle_export_and_offline_audit(tmp_path: Path) -> None:
         assert tampered.returncode == 1
         assert "FAILED" in tampered.stderr
         assert not (tmp_path / "st2").exists()
+
+
+def test_auditor_follows_a_key_rotation(store: Store, tmp_path: Path) -> None:
+    """An auditor who trusts the old key learns the new one from the log, over HTTP and bundle."""
+    app = LedgerApplication(store.settings)
+    sample = record_sample(app, amendments=2)
+    old_vkey = app.signer.verifier_key()
+    http_state, bundle_state = tmp_path / "http.state", tmp_path / "bundle.state"
+    server = Server(store)
+    try:
+        before = ledger("audit", server.base, "--key", old_vkey, "--state", str(http_state))
+        assert before.returncode == 0, before.stderr
+        new_signer = create_key_file(tmp_path / "new.key", LOG_NAME)
+        app.rotate_key(
+            new_signer, reason="scheduled rotation", actor=Actor("ops", "admin", sample.org_ids[0])
+        )
+        app.add_strand(sample.process_id, strand_id="fraud", title="Fraud", actor=OFFICIAL)
+        app.close()
+        after = ledger("audit", server.base, "--key", old_vkey, "--state", str(http_state))
+        assert after.returncode == 0, after.stderr
+        again = ledger("audit", server.base, "--key", old_vkey, "--state", str(http_state))
+        assert again.returncode == 0, again.stderr
+        assert "unchanged" in again.stdout
+    finally:
+        server.stop()
+    env = store.env()
+    env["LEDGER_SIGNING_KEY_FILE"] = str(tmp_path / "new.key")
+    bundle = tmp_path / "rotated.bundle"
+    assert ledger("export", "--bundle", str(bundle), env=env).returncode == 0
+    fresh = ledger("audit", str(bundle), "--key", old_vkey, "--state", str(bundle_state))
+    assert fresh.returncode == 0, fresh.stderr
+    stranger = create_key_file(tmp_path / "stranger.key", LOG_NAME).verifier_key()
+    refused = ledger("audit", str(bundle), "--key", stranger, "--state", str(tmp_path / "x"))
+    assert refused.returncode == 1
