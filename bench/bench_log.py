@@ -122,7 +122,7 @@ def bench_audit(settings: Settings, size: int, tmp: Path) -> dict[str, Any]:
         "r = audit(BundleSource(Path(sys.argv[1])), vkey=sys.argv[2],"
         " state_path=Path(sys.argv[3]));"
         "s = time.perf_counter() - t;"
-        "print(json.dumps({'seconds': s, 'size': r.size,"
+        "print(json.dumps({'seconds': s, 'size': r.new_size,"
         " 'max_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
     )
     out = subprocess.run(
@@ -179,6 +179,7 @@ def main() -> None:
                 fill_rate = fill(settings, args.size)
                 print(f"[{backend}] proofs …", file=sys.stderr)
                 proofs = bench_proofs(settings, args.size, args.samples)
+                print(f"[{backend}] {json.dumps(proofs)}", file=sys.stderr)
                 print(f"[{backend}] audit …", file=sys.stderr)
                 audit = bench_audit(settings, args.size, tmp)
                 results["backends"][backend] = {"fill_per_s": fill_rate, **proofs, "audit": audit}
