@@ -114,16 +114,19 @@ def bench_audit(settings: Settings, size: int, tmp: Path) -> dict[str, Any]:
         capture_output=True,
         text=True,
     ).stdout.strip()
+    # Peak memory is the child's own VmHWM: ru_maxrss would include the parent's RSS,
+    # which Linux carries across fork and execve.
     script = (
-        "import resource, sys, time, json;"
+        "import sys, time, json;"
         "from pathlib import Path;"
         "from ledger.audit import BundleSource, audit;"
         "t = time.perf_counter();"
         "r = audit(BundleSource(Path(sys.argv[1])), vkey=sys.argv[2],"
         " state_path=Path(sys.argv[3]));"
         "s = time.perf_counter() - t;"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0];"
         "print(json.dumps({'seconds': s, 'size': r.new_size,"
-        " 'max_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+        " 'max_rss_mb': int(hwm.split()[1]) / 1024}))"
     )
     out = subprocess.run(
         [sys.executable, "-c", script, str(bundle), vkey, str(state)],
