@@ -181,7 +181,7 @@ class LedgerApplication(Application[UUID]):
         if len(sealed.entries) != 1 or sealed.checkpoint is None:
             raise RuleViolationError("a command must record exactly one signed entry")
         entry = sealed.entries[0]
-        proof = self.inclusion_proof(entry.index, sealed.tree.size)
+        proof = sealed.last_inclusion()
         checkpoint = self._witness(sealed.tree.size, sealed.checkpoint)
         return Receipt(
             entry.index,

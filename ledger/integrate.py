@@ -27,10 +27,7 @@ class Integrated:
     size: int
     edge: list[bytes]
     nodes: list[tuple[int, int, bytes]]  # (level ≥ 1, index at that level, hash)
-
-    @property
-    def root(self) -> bytes:
-        return root_of_edge(self.edge)
+    root: bytes
 
 
 def integrate(size: int, edge: Sequence[bytes], leaf_hashes: Sequence[bytes]) -> Integrated:
@@ -52,7 +49,7 @@ def integrate(size: int, edge: Sequence[bytes], leaf_hashes: Sequence[bytes]) ->
                 nodes.append((height // TILE_HEIGHT, ((size + 1) >> height) - 1, node))
         stack.append(node)
         size += 1
-    return Integrated(size, stack, nodes)
+    return Integrated(size, stack, nodes, root_of_edge(stack))
 
 
 def root_of_edge(edge: Sequence[bytes]) -> bytes:

@@ -8,6 +8,7 @@ store). The public half is published as the verifier key line of DESIGN §3.
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 from pathlib import Path
@@ -82,13 +83,19 @@ class CheckpointPublisher:
     def __init__(self, origin: str, signer: Ed25519Signer) -> None:
         self._origin = origin
         self._signer = signer
+        # The first note is made by the general (checking) sign_note; later ones reuse its
+        # validated signature-line prefix, since this runs inside every write transaction.
+        probe = sign_note(Checkpoint(origin, 0, bytes(32)).body(), [signer])
+        self._line_prefix = probe[probe.index("\n\n") + 2 : probe.rindex(" ") + 1]
 
     @property
     def key_id(self) -> bytes:
         return self._signer.key_id
 
     def __call__(self, size: int, root: bytes) -> str:
-        return sign_note(Checkpoint(self._origin, size, root).body(), [self._signer])
+        body = Checkpoint(self._origin, size, root).body()
+        signature = base64.b64encode(self._signer.key_id + self._signer.sign(body)).decode()
+        return f"{body.decode()}\n{self._line_prefix}{signature}\n"
 
 
 def publisher_for(settings: Settings, signer: Ed25519Signer) -> Publisher:

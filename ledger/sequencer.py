@@ -66,6 +66,17 @@ class Sealed:
     tree: Integrated
     checkpoint: str | None
     key_id: bytes  # the log key for the checkpoints after this batch
+    old_edge: list[bytes]  # the tree's right edge before this batch
+
+    def last_inclusion(self) -> list[bytes]:
+        """RFC 9162 inclusion proof of the batch's last entry in the new tree.
+
+        When one leaf is appended to a tree of size m, its audit path in the tree of size
+        m + 1 is exactly the old right edge, smallest subtree first: no read needed.
+        """
+        if len(self.entries) != 1:
+            raise ValueError("only a single-entry batch has its proof in hand")
+        return list(reversed(self.old_edge))
 
     @property
     def head(self) -> Head:
@@ -96,7 +107,7 @@ def seal(
             # Published under the old key (just above); later checkpoints need the new one.
             new_key = orjson.loads(stored.state)["data"]["new_key"]
             key_id = bytes.fromhex(new_key.split("+", 2)[1])
-    return Sealed(entries, leaves, tree, checkpoint, key_id)
+    return Sealed(entries, leaves, tree, checkpoint, key_id, list(head.edge))
 
 
 def hand_over(kwargs: dict[str, Any], sealed: Sealed) -> None:
