@@ -280,6 +280,10 @@ class LedgerApplication(Application[UUID]):
             raise NotFoundError(f"no {what} with id {uid}") from None
         except (OperationalError, InterfaceError) as exc:
             raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+        except PersistenceError as exc:
+            raise StorageError(
+                f"the ledger store cannot be read ({exc}); has `ledger migrate` been run?"
+            ) from exc
         if not isinstance(aggregate, cls):
             raise NotFoundError(f"{uid} is a {aggregate.KIND}, not a {what}")
         return aggregate

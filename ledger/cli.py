@@ -221,11 +221,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from ledger.application import LedgerApplication
+    from ledger.storage import factory_for
 
     settings = _settings(args)
-    app = LedgerApplication(settings, create_tables=True)
-    app.close()
+    try:
+        factory = factory_for(settings, create_tables=True)
+        factory.application_recorder()
+        factory.close()
+    except Exception as exc:  # the driver's own errors, e.g. no server or no rights
+        raise StorageError(
+            f"cannot create the schema at {settings.describe_store()}: {exc}"
+        ) from exc
     _out(f"ledger migrate: schema ready at {settings.describe_store()}")
     return EXIT_OK
 

@@ -143,3 +143,21 @@ def test_entries_prints_verbatim_bytes(store: Store) -> None:
         check=True,
     )
     assert result.stdout.split(b"\n")[:-1] == [r.entry for r in receipts[2:]]
+
+
+def test_migrate_is_idempotent_and_needs_no_key(store: Store) -> None:
+    """`ledger migrate` needs no signing key, runs twice, and leaves an empty log that verifies."""
+    env = {k: v for k, v in store.env().items() if k != "LEDGER_SIGNING_KEY_FILE"}
+    for _ in range(2):
+        result = ledger(env, "migrate")
+        assert result.returncode == 0, result.stderr
+        assert "schema ready" in result.stdout
+    verified = ledger(env, "verify", "--json")
+    assert verified.returncode == 0, verified.stderr
+    assert orjson.loads(verified.stdout)["entries"] == 0
+    refused = ledger(
+        env, "record", "start_process", "--json", '{"title": "x"}', "--actor", "a", "--org", "o"
+    )
+    assert refused.returncode == 2
+    assert_one_line(refused.stderr)
+    assert "no signing key" in refused.stderr
