@@ -38,7 +38,10 @@ __all__ = [
     "EventRow",
     "LogHead",
     "LogRow",
+    "Segment",
+    "join_segments",
     "parse_entry",
+    "scan_segment",
     "verify_chain",
 ]
 

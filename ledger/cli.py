@@ -22,7 +22,7 @@ import orjson
 from ledger.errors import InvalidInputError, LedgerError, StorageError
 from ledger.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["CliError", "main"]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -70,7 +70,7 @@ def _log_verifier(settings: Settings, vkey: str | None) -> Any:
     return None if signer is None else signer.verifier()
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def _cmd_verify(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -94,11 +94,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         disable=args.quiet or args.json or not console.is_terminal,
     ) as bar:
         task = bar.add_task("verifying", total=head.size if head is not None else None)
+        verifier = _log_verifier(settings, args.key)
         report = verify_store(
             settings,
             jobs=args.jobs,
             progress=lambda n: bar.update(task, completed=n),
-            verifier=_log_verifier(settings, args.key),
+            verifier=verifier,
         )
 
     rate = report.size / report.seconds if report.seconds > 0 else 0.0
@@ -132,6 +133,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             _out(f"  entries      {report.size}")
             _out(f"  head hash    {report.head_hash.hex()}")
             _out(f"  merkle root  {report.root.hex()}  (RFC 9162, tree size {report.size})")
+            if verifier is not None:
+                _out(f"  checkpoint   signed by {verifier.name}+{verifier.key_id.hex()} (verified)")
+            else:
+                _out("  checkpoint   signature not checked: pass --key <the log's public key>")
             _out(f"  time         {report.seconds:.3f} s ({rate:,.0f} entries/s)")
     else:
         damage = report.damage
@@ -160,7 +165,7 @@ def _fresh_demo_dir(path: Path) -> None:
     (path / DEMO_MARKER).write_text("made by `ledger demo`; deleted and remade on each run\n")
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_demo(args: argparse.Namespace) -> int:
     from ledger.application import LedgerApplication
     from ledger.demo import record_demo
     from ledger.storage import open_reader
@@ -212,6 +217,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if report.ok and report.root is not None:
         _out(f"Verified: {report.size} entries intact; merkle root {report.root.hex()}")
         _out(f"Check it yourself: ledger verify --data-dir {settings.data_dir}")
+        _out(f"Log public key:    {app.signer.verifier_key()}")
         return EXIT_OK
     assert report.damage is not None
     raise CliError(f"the demo ledger does not verify: {report.damage}", EXIT_REFUSED)
@@ -220,7 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # migrate -----------------------------------------------------------------------------------
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
+def _cmd_migrate(args: argparse.Namespace) -> int:
     from ledger.storage import factory_for
 
     settings = _settings(args)
@@ -250,7 +256,7 @@ def _read_payload(raw: str | None) -> dict[str, Any]:
     return payload
 
 
-def cmd_record(args: argparse.Namespace) -> int:
+def _cmd_record(args: argparse.Namespace) -> int:
     from ledger.actors import Actor
     from ledger.application import COMMANDS, LedgerApplication
 
@@ -272,7 +278,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_commands(_args: argparse.Namespace) -> int:
+def _cmd_commands(_args: argparse.Namespace) -> int:
     from ledger.application import COMMANDS, LedgerApplication
 
     for name in COMMANDS:
@@ -286,7 +292,7 @@ def cmd_commands(_args: argparse.Namespace) -> int:
 # entries -----------------------------------------------------------------------------------
 
 
-def cmd_entries(args: argparse.Namespace) -> int:
+def _cmd_entries(args: argparse.Namespace) -> int:
     from ledger.storage import open_reader
 
     reader = open_reader(_settings(args))
@@ -306,7 +312,7 @@ def cmd_entries(args: argparse.Namespace) -> int:
 # serve -------------------------------------------------------------------------------------
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
@@ -315,7 +321,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.demo:
         data_dir = Path(args.data_dir or "ledger-demo")
         demo_args = argparse.Namespace(data_dir=str(data_dir), database_url=None, quiet=True)
-        cmd_demo(demo_args)
+        _cmd_demo(demo_args)
         settings = Settings(data_dir=data_dir, demo=True)
     app = create_app(settings)
     _out(
@@ -329,7 +335,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # keys --------------------------------------------------------------------------------------
 
 
-def cmd_keys_init(args: argparse.Namespace) -> int:
+def _cmd_keys_init(args: argparse.Namespace) -> int:
     from ledger.checkpoint import check_key_name
     from ledger.keys import create_key_file
 
@@ -344,7 +350,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_keys_rotate(args: argparse.Namespace) -> int:
+def _cmd_keys_rotate(args: argparse.Namespace) -> int:
     from ledger.actors import Actor
     from ledger.application import LedgerApplication
     from ledger.keys import parse_private_key
@@ -369,7 +375,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_keys_show(args: argparse.Namespace) -> int:
+def _cmd_keys_show(args: argparse.Namespace) -> int:
     from ledger.keys import load_signer
 
     signer = load_signer(_settings(args))
@@ -382,7 +388,7 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 # export and audit --------------------------------------------------------------------------
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _cmd_export(args: argparse.Namespace) -> int:
     from ledger.audit import write_bundle
     from ledger.audit.errors import AuditError
     from ledger.keys import load_signer
@@ -427,7 +433,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
+def _cmd_audit(args: argparse.Namespace) -> int:
     from ledger.audit import BundleSource, HttpSource, audit
     from ledger.audit.errors import AuditError
 
@@ -472,7 +478,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 # witness -----------------------------------------------------------------------------------
 
 
-def cmd_witness(args: argparse.Namespace) -> int:
+def _cmd_witness(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ledger.checkpoint import CosignatureSigner, Ed25519Verifier
@@ -521,7 +527,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="record the demo process and verify it")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("verify", parents=[common], help="verify the whole stored log")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
@@ -533,10 +539,10 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="processes for large logs (default: one per CPU; 1 = a single streaming pass)",
     )
-    p.set_defaults(func=cmd_verify)
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("migrate", parents=[common], help="create or upgrade the schema")
-    p.set_defaults(func=cmd_migrate)
+    p.set_defaults(func=_cmd_migrate)
 
     p = sub.add_parser("record", parents=[common], help="record one command as an official")
     p.add_argument("command", help="command name, e.g. table_proposal (see `ledger commands`)")
@@ -544,14 +550,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--actor", required=True, help="who records it")
     p.add_argument("--role", default="recorder", help="recorder, publisher or admin")
     p.add_argument("--org", required=True, help="id of the actor's organisation")
-    p.set_defaults(func=cmd_record)
+    p.set_defaults(func=_cmd_record)
 
     p = sub.add_parser("serve", parents=[common], help="serve the log's HTTP API")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--demo", action="store_true", help="record the demo into a fresh dir first")
     p.add_argument("--log-level", default="info")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=_cmd_serve)
 
     keys = sub.add_parser("keys", help="the log's signing key").add_subparsers(
         dest="keys_cmd", required=True, metavar="ACTION"
@@ -559,7 +565,7 @@ def _parser() -> argparse.ArgumentParser:
     p = keys.add_parser("init", help="create a new Ed25519 signing key file (mode 0600)")
     p.add_argument("--out", required=True, help="where to write the private key")
     p.add_argument("--name", help="key name (default: LEDGER_LOG_NAME)")
-    p.set_defaults(func=cmd_keys_init)
+    p.set_defaults(func=_cmd_keys_init)
     p = keys.add_parser(
         "rotate", parents=[common], help="record a new signing key in the log (admin)"
     )
@@ -567,13 +573,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True)
     p.add_argument("--actor", required=True)
     p.add_argument("--org", required=True)
-    p.set_defaults(func=cmd_keys_rotate)
+    p.set_defaults(func=_cmd_keys_rotate)
     p = keys.add_parser("show", parents=[common], help="print the configured verifier key")
-    p.set_defaults(func=cmd_keys_show)
+    p.set_defaults(func=_cmd_keys_show)
 
     p = sub.add_parser("export", parents=[common], help="write a self-contained audit bundle")
     p.add_argument("--bundle", required=True, help="the bundle file to write")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("audit", help="audit a log (URL or bundle) against the state you kept")
     p.add_argument("source", help="the log's base URL, or a bundle file")
@@ -585,7 +591,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--witness", action="append", help="a witness's cosignature key (repeat)")
     p.add_argument("--quorum", type=int, default=0, help="cosignatures required")
-    p.set_defaults(func=cmd_audit)
+    p.set_defaults(func=_cmd_audit)
 
     p = sub.add_parser("witness", help="run a C2SP tlog-witness for one or more logs")
     p.add_argument("--key", required=True, help="the witness's key file")
@@ -596,15 +602,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--log-level", default="info")
-    p.set_defaults(func=cmd_witness)
+    p.set_defaults(func=_cmd_witness)
 
     p = sub.add_parser("commands", help="list the commands `ledger record` accepts")
-    p.set_defaults(func=cmd_commands)
+    p.set_defaults(func=_cmd_commands)
 
     p = sub.add_parser("entries", parents=[common], help="print entries verbatim, one per line")
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--stop", type=int, default=None)
-    p.set_defaults(func=cmd_entries)
+    p.set_defaults(func=_cmd_entries)
     return parser
 
 

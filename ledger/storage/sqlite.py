@@ -39,6 +39,8 @@ from ledger.storage.base import (
 _MAX_INDEX = 2**63 - 1
 
 __all__ = [
+    "SQLiteLedgerConnectionPool",
+    "SQLiteLedgerDatastore",
     "SQLiteLedgerFactory",
     "SQLiteLedgerRecorder",
     "SQLiteLogReader",
