@@ -6,7 +6,6 @@ the table lock below, and with it the guarantee that index order is commit order
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,7 +25,7 @@ from ledger.chain import EventRow, LogHead, LogRow
 from ledger.encoding import GENESIS_PREV
 from ledger.errors import StorageError
 from ledger.integrate import pack_edge, unpack_edge
-from ledger.sequencer import Head, Publisher, hand_over, seal
+from ledger.sequencer import Head, Publisher, Sealed, hand_over, seal
 from ledger.storage.base import (
     CHECKPOINTS_TABLE,
     ENTRIES_TABLE,
@@ -121,7 +120,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "INSERT INTO {s}.{t} (size, root, note) VALUES (%s, %s, %s)"
         ).format(s=schema, t=Identifier(CHECKPOINTS_TABLE))
         self.publisher: Publisher | None = None  # signs checkpoints; set by the application
-        self._queued = threading.local()  # the head read queued in this thread's pipeline
         self._update_head = SQL(
             "UPDATE {s}.{t} SET size = %s, head_hash = %s, edge = %s, key_id = %s WHERE id = 1"
         ).format(s=schema, t=Identifier(HEAD_TABLE))
@@ -130,13 +128,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """eventsourcing's pipelined insert, except that any error raised while sequencing
-        leaves the transaction by raising, so it rolls back.
+        """Insert the event rows and seal their entries, tree and checkpoint: one transaction.
 
-        eventsourcing 9.5.6 catches exceptions from its hooks *inside* ``conn.transaction()``
-        and re-raises them after the block, which commits the event rows without their
-        entries. A ledger must never do that: a refused seal (a stale key, say) writes
-        nothing.
+        This is eventsourcing's pipelined insert with sequencing added, and with one change:
+        an error raised while sealing leaves the transaction by raising, so it rolls back.
+        (eventsourcing 9.5.6 catches exceptions from its hooks *inside*
+        ``conn.transaction()`` and re-raises them after the block, which would commit the
+        event rows without their entries. A refused seal, a stale key say, writes nothing.)
         """
         if not stored_events:
             return []
@@ -145,49 +143,35 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             conn.transaction(),
             conn.pipeline() as pipeline,
             conn.cursor() as curs,
+            conn.cursor() as head_cursor,
         ):
+            # eventsourcing's: "LOCK TABLE ledger_events IN EXCLUSIVE MODE", NOTIFY, INSERT.
             self._insert_stored_events(curs, stored_events, **kwargs)
+            # Sequence. The head read is queued behind the lock, in the same round trip.
+            # Every other writer, on any host, now waits for our COMMIT or ROLLBACK before
+            # it can insert, so this is the latest committed head, and the dense index
+            # (unlike notification_id, a sequence that may skip after a rollback) continues
+            # it exactly. Entries, tree, head and checkpoint commit with the event rows or
+            # not at all; a crash before COMMIT leaves nothing.
+            head_cursor.execute(self._select_head, prepare=True)
             pipeline.sync()
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-
-    def _insert_stored_events(
-        self,
-        curs: psycopg.Cursor[DictRow],
-        stored_events: Sequence[StoredEvent],
-        **kwargs: Any,
-    ) -> None:
-        super()._insert_stored_events(curs, stored_events, **kwargs)  # lock, notify, insert
-        # Queue the head read in the same pipeline, behind the table lock, so it arrives
-        # with the inserted ids in one round trip instead of costing another.
-        head_cursor = curs.connection.cursor()
-        head_cursor.execute(self._select_head, prepare=True)
-        self._queued.head_cursor = head_cursor
-
-    def _fetch_ids_after_insert_events(
-        self,
-        curs: psycopg.Cursor[DictRow],
-        stored_events: Sequence[StoredEvent],
-        **kwargs: Any,
-    ) -> Sequence[int] | None:
-        event_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        assert event_ids is not None
-        # Sequence. We are inside the transaction that inserted the event rows, after
-        # "LOCK TABLE ledger_events IN EXCLUSIVE MODE": every other writer, on any host,
-        # waits for our COMMIT or ROLLBACK before it can insert. The head we read (queued
-        # behind the lock) is therefore the latest committed one, and the dense index
-        # (unlike notification_id, a sequence that may skip after a rollback) continues it
-        # exactly. Entries and head commit with the event rows or not at all; a crash
-        # before COMMIT leaves nothing.
-        with self._queued.__dict__.pop("head_cursor") as head_cursor:
+            event_ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            assert event_ids is not None
             head = head_cursor.fetchone()
-        assert head is not None, "ledger_head row is missing: run `ledger migrate`"
-        stored_head = Head(
-            head["size"],
-            bytes(head["head_hash"]),
-            unpack_edge(bytes(head["edge"])),
-            bytes(head["key_id"]),
-        )
-        sealed = seal(stored_head, stored_events, event_ids, self.publisher)
+            if head is None:
+                raise StorageError("the ledger_head row is missing: run `ledger migrate`")
+            stored_head = Head(
+                head["size"],
+                bytes(head["head_hash"]),
+                unpack_edge(bytes(head["edge"])),
+                bytes(head["key_id"]),
+            )
+            sealed = seal(stored_head, stored_events, event_ids, self.publisher)
+            self._write_sealed(curs, sealed)
+        hand_over(kwargs, sealed)
+        return event_ids
+
+    def _write_sealed(self, curs: psycopg.Cursor[DictRow], sealed: Sealed) -> None:
         entries = sealed.entries
         curs.executemany(
             self._insert_entry,
@@ -213,8 +197,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             curs.execute(
                 self._insert_checkpoint, (sealed.tree.size, sealed.tree.root, sealed.checkpoint)
             )
-        hand_over(kwargs, sealed)
-        return event_ids
 
     def replace_checkpoint_note(self, size: int, old_note: str, new_note: str) -> bool:
         """Compare-and-swap the stored note of a checkpoint (to add cosignatures)."""

@@ -285,5 +285,8 @@ def test_sequencing_hooks_exist_in_pinned_eventsourcing() -> None:
     source = inspect.getsource(PostgresApplicationRecorder.insert_events)
     assert "_fetch_ids_after_insert_events" in source
     assert "_lock_table" in inspect.getsource(PostgresApplicationRecorder._insert_stored_events)
-    assert "_fetch_ids_after_insert_events" in PostgresLedgerRecorder.__dict__
+    assert "insert_events" in PostgresLedgerRecorder.__dict__  # ours: rolls back on any error
+    ours = inspect.getsource(PostgresLedgerRecorder.insert_events)
+    assert "_insert_stored_events" in ours
+    assert "_fetch_ids_after_insert_events" in ours
     assert "_insert_events" in SQLiteLedgerRecorder.__dict__
