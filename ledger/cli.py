@@ -510,6 +510,70 @@ def _cmd_witness(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# projections -------------------------------------------------------------------------------
+
+
+def _open_runner(settings: Settings) -> Any:
+    from ledger.storage import open_reader
+    from projections import all_views
+    from projections.db import connect_views
+    from projections.runner import Runner
+
+    runner = Runner(connect_views(settings), open_reader(settings, snapshot=False), all_views())
+    runner.setup()
+    return runner
+
+
+def _cmd_projections_rebuild(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    runner = _open_runner(_settings(args))
+    started = time.perf_counter()
+    console = Console(stderr=True)
+    try:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        ) as bar:
+            task = bar.add_task("rebuilding", total=None)
+            position = runner.rebuild(
+                args.view or None,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    finally:
+        runner.db.close()
+        runner.log.close()
+    seconds = time.perf_counter() - started
+    rate = position / seconds if seconds > 0 else 0.0
+    names = ", ".join(args.view) if args.view else "all views"
+    _out(
+        f"ledger projections rebuild: {names} at index {position - 1} "
+        f"({position} entries in {seconds:.2f} s, {rate:,.0f} entries/s)"
+    )
+    return EXIT_OK
+
+
+def _cmd_projections_status(args: argparse.Namespace) -> int:
+    runner = _open_runner(_settings(args))
+    try:
+        head = runner.log.head()
+        size = head.size if head is not None else 0
+        positions = runner.positions()
+    finally:
+        runner.db.close()
+        runner.log.close()
+    _out(f"log size {size}")
+    for name, position in sorted(positions.items()):
+        _out(f"  {name:16} position {position:>10}  lag {size - position}")
+    return EXIT_OK
+
+
 # main --------------------------------------------------------------------------------------
 
 
@@ -603,6 +667,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_cmd_witness)
+
+    projections = sub.add_parser("projections", help="the read models").add_subparsers(
+        dest="projections_cmd", required=True, metavar="ACTION"
+    )
+    p = projections.add_parser("rebuild", parents=[common], help="rebuild views from index 0")
+    p.add_argument("--view", action="append", help="only this view (repeat)")
+    p.set_defaults(func=_cmd_projections_rebuild)
+    p = projections.add_parser("status", parents=[common], help="each view's position and lag")
+    p.set_defaults(func=_cmd_projections_status)
 
     p = sub.add_parser("commands", help="list the commands `ledger record` accepts")
     p.set_defaults(func=_cmd_commands)

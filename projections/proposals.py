@@ -1,0 +1,334 @@
+"""Proposals: current text by section, every version and why it exists, the timeline.
+
+Tables: ``pv_proposals`` (versioned rows: status, text version, outcomes), ``pv_versions``
+(one row per text version, never changed), ``pv_amendments`` (versioned rows: proposed,
+decided, incorporated) and ``pv_proposal_timeline`` (one row per entry about a proposal).
+Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_index``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.base import CURRENT, Entry, as_json, current_row, from_json, replace_row
+from projections.db import Db
+from projections.diff import diff_as_html, diff_as_json, diff_versions
+
+__all__ = [
+    "ProposalsView",
+    "compare",
+    "get_proposal",
+    "history",
+    "list_proposals",
+    "version",
+    "versions",
+]
+
+_DDL = [
+    "CREATE TABLE IF NOT EXISTS pv_proposals (id TEXT NOT NULL, valid_from BIGINT NOT NULL, "
+    "valid_to BIGINT, process_id TEXT, strand_id TEXT, title TEXT, status TEXT, "
+    "text_version INTEGER, sponsor_org TEXT, outcomes TEXT, tabled_index BIGINT, "
+    "tabled_time TEXT, PRIMARY KEY (id, valid_from))",
+    "CREATE TABLE IF NOT EXISTS pv_versions (proposal_id TEXT NOT NULL, "
+    "text_version INTEGER NOT NULL, created_index BIGINT NOT NULL, created_time TEXT, "
+    "sections TEXT NOT NULL, based_on INTEGER, amendment_ids TEXT, note TEXT, meeting_id TEXT, "
+    "actor TEXT, PRIMARY KEY (proposal_id, text_version))",
+    "CREATE TABLE IF NOT EXISTS pv_amendments (proposal_id TEXT NOT NULL, "
+    "amendment_id TEXT NOT NULL, valid_from BIGINT NOT NULL, valid_to BIGINT, "
+    "base_version INTEGER, changes TEXT, rationale TEXT, proposer_org TEXT, meeting_id TEXT, "
+    "proposed_index BIGINT, decision TEXT, consensus TEXT, dissenting_orgs TEXT, "
+    "decided_meeting TEXT, decided_index BIGINT, decision_note TEXT, incorporated_in INTEGER, "
+    "PRIMARY KEY (proposal_id, amendment_id, valid_from))",
+    "CREATE TABLE IF NOT EXISTS pv_proposal_timeline (proposal_id TEXT NOT NULL, "
+    "idx BIGINT NOT NULL, time TEXT NOT NULL, type TEXT NOT NULL, actor TEXT NOT NULL, "
+    "detail TEXT NOT NULL, PRIMARY KEY (proposal_id, idx))",
+    "CREATE INDEX IF NOT EXISTS pv_proposals_current ON pv_proposals (id, valid_to)",
+    "CREATE INDEX IF NOT EXISTS pv_amendments_current ON pv_amendments (proposal_id, valid_to)",
+]
+
+
+class ProposalsView:
+    """Proposals, their versions, amendments and timelines."""
+
+    name = "proposals"
+    tables = ("pv_proposals", "pv_versions", "pv_amendments", "pv_proposal_timeline")
+
+    def create(self, db: Db) -> None:
+        for statement in _DDL:
+            db.execute(statement)
+
+    def apply(self, db: Db, entry: Entry) -> None:
+        if not entry.type.startswith("proposal."):
+            return
+        pid, data, at = entry.subject_id, entry.data, entry.index
+        kind = entry.type.split(".", 1)[1]
+        db.execute(
+            "INSERT INTO pv_proposal_timeline VALUES (?, ?, ?, ?, ?, ?)",
+            [pid, at, entry.time, entry.type, as_json(entry.actor), as_json(data)],
+        )
+        if kind == "tabled":
+            replace_row(
+                db,
+                "pv_proposals",
+                {"id": pid},
+                at,
+                {
+                    "process_id": data["process_id"],
+                    "strand_id": data["strand_id"],
+                    "title": data["title"],
+                    "status": "draft",
+                    "text_version": 1,
+                    "sponsor_org": data["sponsor_org"],
+                    "outcomes": as_json([]),
+                    "tabled_index": at,
+                    "tabled_time": entry.time,
+                },
+            )
+            self._version(db, entry, 1, data["sections"], None, [], "", data.get("meeting_id"))
+        elif kind == "amendment_proposed":
+            replace_row(
+                db,
+                "pv_amendments",
+                {"proposal_id": pid, "amendment_id": data["amendment_id"]},
+                at,
+                {
+                    "base_version": data["base_version"],
+                    "changes": as_json(data["changes"]),
+                    "rationale": data["rationale"],
+                    "proposer_org": data["proposer_org"],
+                    "meeting_id": data["meeting_id"],
+                    "proposed_index": at,
+                },
+            )
+        elif kind == "amendment_decided":
+            replace_row(
+                db,
+                "pv_amendments",
+                {"proposal_id": pid, "amendment_id": data["amendment_id"]},
+                at,
+                {
+                    "decision": data["decision"],
+                    "consensus": data["consensus"],
+                    "dissenting_orgs": as_json(data["dissenting_orgs"]),
+                    "decided_meeting": data["meeting_id"],
+                    "decided_index": at,
+                    "decision_note": data["note"],
+                },
+            )
+        elif kind == "revised":
+            self._version(
+                db,
+                entry,
+                data["text_version"],
+                data["sections"],
+                data["based_on"],
+                data["amendment_ids"],
+                data["note"],
+                data["meeting_id"],
+            )
+            replace_row(db, "pv_proposals", {"id": pid}, at, {"text_version": data["text_version"]})
+            for amendment_id in data["amendment_ids"]:
+                replace_row(
+                    db,
+                    "pv_amendments",
+                    {"proposal_id": pid, "amendment_id": amendment_id},
+                    at,
+                    {"incorporated_in": data["text_version"]},
+                )
+        elif kind == "status_changed":
+            replace_row(db, "pv_proposals", {"id": pid}, at, {"status": data["new_status"]})
+        elif kind == "legislative_outcome_linked":
+            row = current_row(db, "pv_proposals", {"id": pid}) or {}
+            outcomes = from_json(row.get("outcomes")) or []
+            outcomes.append(
+                {
+                    "legislation": data["legislation"],
+                    "provision": data["provision"],
+                    "note": data["note"],
+                    "index": at,
+                }
+            )
+            replace_row(db, "pv_proposals", {"id": pid}, at, {"outcomes": as_json(outcomes)})
+
+    @staticmethod
+    def _version(
+        db: Db,
+        entry: Entry,
+        number: int,
+        sections: Any,
+        based_on: int | None,
+        amendment_ids: list[str],
+        note: str,
+        meeting_id: str | None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO pv_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                entry.subject_id,
+                number,
+                entry.index,
+                entry.time,
+                as_json(sections),
+                based_on,
+                as_json(amendment_ids),
+                note,
+                meeting_id,
+                as_json(entry.actor),
+            ],
+        )
+
+
+def _proposal_row(db: Db, pid: str, at: int) -> dict[str, Any] | None:
+    cursor = db.execute(f"SELECT * FROM pv_proposals WHERE id = ? AND {CURRENT}", [pid, at, at])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
+def get_proposal(db: Db, pid: str, at: int) -> dict[str, Any] | None:
+    """The proposal as of index ``at``: status, current text by section, outcomes."""
+    row = _proposal_row(db, pid, at)
+    if row is None:
+        return None
+    text = version(db, pid, int(row["text_version"]), at)
+    return {
+        "id": pid,
+        "title": row["title"],
+        "status": row["status"],
+        "process_id": row["process_id"],
+        "strand_id": row["strand_id"],
+        "sponsor_org": row["sponsor_org"],
+        "text_version": row["text_version"],
+        "sections": text["sections"] if text else [],
+        "legislative_outcomes": from_json(row["outcomes"]) or [],
+        "tabled_index": row["tabled_index"],
+        "as_of_index": at,
+    }
+
+
+def list_proposals(
+    db: Db, at: int, *, strand_id: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    """Every proposal in force at ``at`` (optionally by strand and status), by tabling order."""
+    rows = db.all(
+        f"SELECT id, title, status, strand_id, text_version FROM pv_proposals WHERE {CURRENT} "
+        "ORDER BY tabled_index",
+        [at, at],
+    )
+    return [
+        {
+            "id": r[0],
+            "title": r[1],
+            "status": r[2],
+            "strand_id": r[3],
+            "text_version": r[4],
+            "as_of_index": at,
+        }
+        for r in rows
+        if (strand_id is None or r[3] == strand_id) and (status is None or r[2] == status)
+    ]
+
+
+def _amendments(db: Db, pid: str, at: int) -> dict[str, dict[str, Any]]:
+    cursor = db.execute(
+        f"SELECT * FROM pv_amendments WHERE proposal_id = ? AND {CURRENT} ORDER BY proposed_index",
+        [pid, at, at],
+    )
+    names = [d[0] for d in cursor.description]
+    found = {}
+    for row in cursor.fetchall():
+        item = dict(zip(names, row, strict=True))
+        found[item["amendment_id"]] = {
+            "amendment_id": item["amendment_id"],
+            "base_version": item["base_version"],
+            "changes": from_json(item["changes"]),
+            "rationale": item["rationale"],
+            "proposer_org": item["proposer_org"],
+            "meeting_id": item["meeting_id"],
+            "proposed_index": item["proposed_index"],
+            "decision": item["decision"],
+            "consensus": item["consensus"],
+            "dissenting_orgs": from_json(item["dissenting_orgs"]) or [],
+            "decided_meeting": item["decided_meeting"],
+            "decided_index": item["decided_index"],
+            "decision_note": item["decision_note"],
+            "incorporated_in": item["incorporated_in"],
+        }
+    return found
+
+
+def version(db: Db, pid: str, number: int, at: int) -> dict[str, Any] | None:
+    """One text version as of ``at``: its sections and why it exists."""
+    row = db.one(
+        "SELECT text_version, created_index, created_time, sections, based_on, amendment_ids, "
+        "note, meeting_id, actor FROM pv_versions WHERE proposal_id = ? AND text_version = ? "
+        "AND created_index <= ?",
+        [pid, number, at],
+    )
+    if row is None:
+        return None
+    amendments = _amendments(db, pid, at)
+    ids = from_json(row[5]) or []
+    return {
+        "text_version": row[0],
+        "created_index": row[1],
+        "created_time": row[2],
+        "sections": from_json(row[3]),
+        "based_on": row[4],
+        "amendments": [amendments[i] for i in ids if i in amendments],
+        "note": row[6],
+        "meeting_id": row[7],
+        "actor": from_json(row[8]),
+        "as_of_index": at,
+    }
+
+
+def versions(db: Db, pid: str, at: int) -> list[dict[str, Any]]:
+    """Every text version as of ``at``, oldest first, with provenance."""
+    numbers = [
+        r[0]
+        for r in db.all(
+            "SELECT text_version FROM pv_versions WHERE proposal_id = ? AND created_index <= ? "
+            "ORDER BY text_version",
+            [pid, at],
+        )
+    ]
+    found = [version(db, pid, n, at) for n in numbers]
+    return [v for v in found if v is not None]
+
+
+def compare(db: Db, pid: str, old: int, new: int, at: int) -> dict[str, Any] | None:
+    """Section-aware word diff between two versions, as JSON operations and HTML."""
+    a, b = version(db, pid, old, at), version(db, pid, new, at)
+    if a is None or b is None:
+        return None
+    diffs = diff_versions(a["sections"], b["sections"])
+    return {
+        "proposal_id": pid,
+        "from_version": old,
+        "to_version": new,
+        "operations": diff_as_json(diffs),
+        "html": diff_as_html(diffs),
+        "as_of_index": at,
+    }
+
+
+def history(db: Db, pid: str, at: int) -> list[dict[str, Any]]:
+    """Every entry about the proposal up to ``at``: when, who, what, with the amendments'
+    decisions, meetings and dissent where they apply."""
+    rows = db.all(
+        "SELECT idx, time, type, actor, detail FROM pv_proposal_timeline "
+        "WHERE proposal_id = ? AND idx <= ? ORDER BY idx",
+        [pid, at],
+    )
+    return [
+        {
+            "index": r[0],
+            "time": r[1],
+            "type": r[2],
+            "actor": from_json(r[3]),
+            "detail": from_json(r[4]),
+        }
+        for r in rows
+    ]
