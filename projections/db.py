@@ -26,6 +26,7 @@ class Db:
     def __init__(self, conn: Any, dialect: Literal["sqlite", "postgresql"]) -> None:
         self.conn = conn
         self.dialect = dialect
+        self.buffer: Any = None  # a projections.base.Buffer while a runner batch is open
 
     def sql(self, statement: str) -> str:
         return statement if self.dialect == "sqlite" else _PLACEHOLDER.sub("%s", statement)
@@ -41,6 +42,25 @@ class Db:
         else:
             with self.conn.cursor() as cursor:
                 cursor.executemany(self.sql(statement), rows)
+
+    def insert_many(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert many rows: executemany on SQLite, COPY on PostgreSQL (far fewer trips)."""
+        if not rows:
+            return
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" * len(columns))
+            self.conn.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+            )
+            return
+        with (
+            self.conn.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
 
     def all(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.execute(statement, params).fetchall()]

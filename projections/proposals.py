@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.base import CURRENT, Entry, as_json, current_row, from_json, replace_row
+from projections.base import (
+    CURRENT,
+    Entry,
+    as_json,
+    current_row,
+    from_json,
+    insert_row,
+    replace_row,
+)
 from projections.db import Db
 from projections.diff import diff_as_html, diff_as_json, diff_versions
 
@@ -62,9 +70,17 @@ class ProposalsView:
             return
         pid, data, at = entry.subject_id, entry.data, entry.index
         kind = entry.type.split(".", 1)[1]
-        db.execute(
-            "INSERT INTO pv_proposal_timeline VALUES (?, ?, ?, ?, ?, ?)",
-            [pid, at, entry.time, entry.type, as_json(entry.actor), as_json(data)],
+        insert_row(
+            db,
+            "pv_proposal_timeline",
+            {
+                "proposal_id": pid,
+                "idx": at,
+                "time": entry.time,
+                "type": entry.type,
+                "actor": as_json(entry.actor),
+                "detail": as_json(data),
+            },
         )
         if kind == "tabled":
             replace_row(
@@ -161,20 +177,21 @@ class ProposalsView:
         note: str,
         meeting_id: str | None,
     ) -> None:
-        db.execute(
-            "INSERT INTO pv_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                entry.subject_id,
-                number,
-                entry.index,
-                entry.time,
-                as_json(sections),
-                based_on,
-                as_json(amendment_ids),
-                note,
-                meeting_id,
-                as_json(entry.actor),
-            ],
+        insert_row(
+            db,
+            "pv_versions",
+            {
+                "proposal_id": entry.subject_id,
+                "text_version": number,
+                "created_index": entry.index,
+                "created_time": entry.time,
+                "sections": as_json(sections),
+                "based_on": based_on,
+                "amendment_ids": as_json(amendment_ids),
+                "note": note,
+                "meeting_id": meeting_id,
+                "actor": as_json(entry.actor),
+            },
         )
 
 
@@ -258,17 +275,15 @@ def _amendments(db: Db, pid: str, at: int) -> dict[str, dict[str, Any]]:
     return found
 
 
-def version(db: Db, pid: str, number: int, at: int) -> dict[str, Any] | None:
-    """One text version as of ``at``: its sections and why it exists."""
-    row = db.one(
-        "SELECT text_version, created_index, created_time, sections, based_on, amendment_ids, "
-        "note, meeting_id, actor FROM pv_versions WHERE proposal_id = ? AND text_version = ? "
-        "AND created_index <= ?",
-        [pid, number, at],
-    )
-    if row is None:
-        return None
-    amendments = _amendments(db, pid, at)
+_VERSION_COLUMNS = (
+    "text_version, created_index, created_time, sections, based_on, amendment_ids, note, "
+    "meeting_id, actor"
+)
+
+
+def _version_dict(
+    row: tuple[Any, ...], amendments: dict[str, dict[str, Any]], at: int
+) -> dict[str, Any]:
     ids = from_json(row[5]) or []
     return {
         "text_version": row[0],
@@ -284,18 +299,25 @@ def version(db: Db, pid: str, number: int, at: int) -> dict[str, Any] | None:
     }
 
 
+def version(db: Db, pid: str, number: int, at: int) -> dict[str, Any] | None:
+    """One text version as of ``at``: its sections and why it exists."""
+    row = db.one(
+        f"SELECT {_VERSION_COLUMNS} FROM pv_versions WHERE proposal_id = ? AND text_version = ? "
+        "AND created_index <= ?",
+        [pid, number, at],
+    )
+    return None if row is None else _version_dict(row, _amendments(db, pid, at), at)
+
+
 def versions(db: Db, pid: str, at: int) -> list[dict[str, Any]]:
-    """Every text version as of ``at``, oldest first, with provenance."""
-    numbers = [
-        r[0]
-        for r in db.all(
-            "SELECT text_version FROM pv_versions WHERE proposal_id = ? AND created_index <= ? "
-            "ORDER BY text_version",
-            [pid, at],
-        )
-    ]
-    found = [version(db, pid, n, at) for n in numbers]
-    return [v for v in found if v is not None]
+    """Every text version as of ``at``, oldest first, with provenance (two queries)."""
+    rows = db.all(
+        f"SELECT {_VERSION_COLUMNS} FROM pv_versions WHERE proposal_id = ? AND created_index <= ? "
+        "ORDER BY text_version",
+        [pid, at],
+    )
+    amendments = _amendments(db, pid, at)
+    return [_version_dict(row, amendments, at) for row in rows]
 
 
 def compare(db: Db, pid: str, old: int, new: int, at: int) -> dict[str, Any] | None:

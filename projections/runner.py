@@ -18,7 +18,7 @@ import orjson
 
 from ledger.errors import LedgerError
 from ledger.storage import LogReader
-from projections.base import Entry, View
+from projections.base import Buffer, Entry, View
 from projections.db import Db
 
 __all__ = ["Runner", "ViewTimeoutError"]
@@ -54,6 +54,10 @@ class Runner:
         self.views = {view.name: view for view in views}
         self.batch = batch
         self._lock = threading.Lock()
+        # Write-behind buffer and row cache, valid while this runner applies consecutive
+        # batches (another runner applying in between makes it stale: then it is dropped).
+        self._buffer: Buffer | None = None
+        self._buffer_end = -1
 
     def setup(self) -> None:
         """Create tracking, the entry index and every view's tables (idempotent)."""
@@ -103,20 +107,38 @@ class Runner:
                     progress(end, target)
 
     def _apply_batch(self, start: int, end: int, entries: list[Entry]) -> None:
+        try:
+            self._apply_batch_once(start, end, entries)
+        except BaseException:
+            self._buffer = None  # the transaction rolled back: so must the row cache
+            raise
+        self._buffer_end = end
+
+    def _apply_batch_once(self, start: int, end: int, entries: list[Entry]) -> None:
         with self.db.transaction() as db:
             lock = "" if db.dialect == "sqlite" else " FOR UPDATE"
             positions = dict(db.all(f"SELECT view, position FROM {TRACKING}{lock}"))
             behind = [v for name, v in self.views.items() if positions.get(name, 0) == start]
             if not behind:
+                self._buffer = None
                 return
             db.executemany(
                 f"INSERT INTO {ENTRIES} (idx, time, type, subject_id) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (idx) DO NOTHING",
                 [(e.index, e.time, e.type, e.subject_id) for e in entries],
             )
-            for entry in entries:
-                for view in behind:
-                    view.apply(db, entry)
+            consecutive = self._buffer is not None and self._buffer_end == start
+            if not consecutive or len(behind) != len(self.views):
+                self._buffer = Buffer(complete=start == 0)
+            assert self._buffer is not None
+            db.buffer = self._buffer
+            try:
+                for entry in entries:
+                    for view in behind:
+                        view.apply(db, entry)
+                self._buffer.flush(db)
+            finally:
+                db.buffer = None
             for view in behind:
                 db.execute(f"UPDATE {TRACKING} SET position = ? WHERE view = ?", [end, view.name])
 

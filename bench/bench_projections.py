@@ -1,0 +1,195 @@
+"""Read-model benchmark: rebuild rate against a raw read of the log, and a long history.
+
+Records N entries of proposal activity (tablings, amendments, decisions, revisions) plus one
+proposal revised 200 times, then times ``Runner.rebuild()`` of every view beside a raw read
+of the same entries (fetch + JSON parse, nothing applied), and the median time to read the
+200-version proposal's versions with provenance.
+
+    python bench/bench_projections.py [--entries N] [--backends sqlite,postgresql] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+
+from ledger.actors import Actor
+from ledger.aggregates import Organisation, Process, Proposal
+from ledger.application import LedgerApplication
+from ledger.settings import Settings
+from ledger.storage import open_reader
+from projections import all_views
+from projections.db import connect_views
+from projections.proposals import versions
+from projections.runner import Runner
+
+PG_URL = os.environ.get("LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+ACTOR = Actor("bench", "recorder", "bench-org")
+
+
+def fill(settings: Settings, entries: int) -> str:
+    """Record proposal activity in large transactions; return the long-history proposal id."""
+    app = LedgerApplication(settings)
+    now = datetime.now(UTC)
+    process = Process.start(title="Bench", summary="", actor=ACTOR, at=now)
+    process.add_strand(strand_id="s", title="S", summary="", actor=ACTOR, at=now)
+    org = Organisation.register(name="Org", org_kind="academic", actor=ACTOR, at=now)
+    app.save(process, org)
+    sections = [
+        {"id": f"s{k}", "heading": f"Section {k}", "text": f"Text of section {k}."}
+        for k in range(5)
+    ]
+
+    def table() -> Proposal:
+        return Proposal.table(
+            process_id=str(process.id),
+            strand_id="s",
+            title="P",
+            sections=sections,
+            sponsor_org=str(org.id),
+            meeting_id=None,
+            actor=ACTOR,
+            at=now,
+        )
+
+    long = table()
+    for v in range(1, 200):
+        long.revise(
+            base_version=v,
+            amendment_ids=[],
+            note=f"revision {v}",
+            sections=[{**s, "text": f"{s['text']} v{v}"} for s in sections],
+            meeting_id=None,
+            actor=ACTOR,
+            at=now,
+        )
+    app.save(long)
+    made = 203
+    while made < entries:
+        batch = []
+        for _ in range(50):
+            p = table()
+            for a in range(4):
+                amendment = p.propose_amendment(
+                    base_version=p.text_version,
+                    changes=[{"op": "replace", "section_id": "s1", "text": f"new {a}"}],
+                    rationale="r",
+                    proposer_org=str(org.id),
+                    meeting_id=None,
+                    actor=ACTOR,
+                    at=now,
+                )
+                p.decide_amendment(
+                    amendment_id=amendment,
+                    decision="agreed",
+                    consensus="banked",
+                    dissenting_orgs=[],
+                    meeting_id=None,
+                    note="",
+                    actor=ACTOR,
+                    at=now,
+                )
+                p.revise(
+                    base_version=p.text_version,
+                    amendment_ids=[amendment],
+                    note="",
+                    sections=None,
+                    meeting_id=None,
+                    actor=ACTOR,
+                    at=now,
+                )
+            batch.append(p)
+        app.save(*batch)
+        made += 50 * 13
+    app.close()
+    return str(long.id)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--entries", type=int, default=50_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    schemas: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            for backend in args.backends.split(","):
+                data_dir = Path(tmp) / backend
+                if backend == "sqlite":
+                    settings = Settings(data_dir=data_dir, demo=True)
+                else:
+                    schema = f"bench_{uuid.uuid4().hex[:12]}"
+                    with psycopg.connect(PG_URL, autocommit=True) as conn:
+                        conn.execute(f"CREATE SCHEMA {schema}")
+                    schemas.append(schema)
+                    settings = Settings(
+                        database_url=PG_URL, pg_schema=schema, data_dir=data_dir, demo=True
+                    )
+                print(f"[{backend}] recording …", file=sys.stderr)
+                long_id = fill(settings, args.entries)
+                log = open_reader(settings, snapshot=False)
+                head = log.head()
+                size = head.size if head else 0
+                started = time.perf_counter()
+                for start in range(0, size, 2000):
+                    for raw in log.entries(start, min(start + 2000, size)):
+                        orjson.loads(raw)
+                raw_rate = size / (time.perf_counter() - started)
+                db = connect_views(settings)
+                runner = Runner(db, log, all_views())
+                runner.setup()
+                started = time.perf_counter()
+                runner.rebuild()
+                rebuild_rate = size / (time.perf_counter() - started)
+                at = runner.as_of_index(None)
+                timings = []
+                for _ in range(50):
+                    started = time.perf_counter()
+                    found = versions(db, long_id, at)
+                    timings.append(time.perf_counter() - started)
+                assert len(found) == 200
+                results[backend] = {
+                    "entries": size,
+                    "raw_read_per_s": raw_rate,
+                    "rebuild_per_s": rebuild_rate,
+                    "rebuild_vs_raw_read": rebuild_rate / raw_rate,
+                    "history_200_versions_median_ms": statistics.median(timings) * 1000,
+                }
+                db.close()
+                log.close()
+        finally:
+            if schemas:
+                with psycopg.connect(PG_URL, autocommit=True) as conn:
+                    for schema in schemas:
+                        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    print(
+        "| backend | entries | raw read/s | rebuild/s | ratio | 200-version history ms (median) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['entries']:,} | {r['raw_read_per_s']:,.0f} | "
+            f"{r['rebuild_per_s']:,.0f} | {r['rebuild_vs_raw_read']:.2f} | "
+            f"{r['history_200_versions_median_ms']:.2f} |"
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Organisations: who is registered, their memberships of strands and groups, and what they
+took part in.
+
+Tables: ``pv_organisations`` (versioned rows) and ``pv_memberships`` (versioned by
+organisation, process and group; an ended membership's row gets ``valid_to`` and no
+successor). The participation summary reads other views' tables: ``pv_meetings``
+(:mod:`projections.meetings`) and ``pv_amendments`` (:mod:`projections.proposals`), so a
+runner serving :func:`get_organisation` must run those views too.
+Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_index``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.base import CURRENT, Entry, from_json, replace_row
+from projections.db import Db
+
+__all__ = ["ATTRIBUTED_ATTENDANCE", "OrganisationsView", "get_organisation", "list_organisations"]
+
+ATTRIBUTED_ATTENDANCE = ("on_record", "non_attributed")
+"""Disclosure modes of the meetings whose attendance counts towards participation."""
+
+_DDL = [
+    "CREATE TABLE IF NOT EXISTS pv_organisations (id TEXT NOT NULL, valid_from BIGINT NOT NULL, "
+    "valid_to BIGINT, name TEXT, org_kind TEXT, registered_index BIGINT, "
+    "PRIMARY KEY (id, valid_from))",
+    "CREATE TABLE IF NOT EXISTS pv_memberships (org_id TEXT NOT NULL, process_id TEXT NOT NULL, "
+    "grp TEXT NOT NULL, valid_from BIGINT NOT NULL, valid_to BIGINT, role TEXT, "
+    "PRIMARY KEY (org_id, process_id, grp, valid_from))",
+    "CREATE INDEX IF NOT EXISTS pv_organisations_current ON pv_organisations (id, valid_to)",
+    "CREATE INDEX IF NOT EXISTS pv_memberships_current ON pv_memberships (org_id, valid_to)",
+]
+
+
+class OrganisationsView:
+    """Organisations and their memberships."""
+
+    name = "organisations"
+    tables = ("pv_organisations", "pv_memberships")
+
+    def create(self, db: Db) -> None:
+        for statement in _DDL:
+            db.execute(statement)
+
+    def apply(self, db: Db, entry: Entry) -> None:
+        if not entry.type.startswith("organisation."):
+            return
+        oid, data, at = entry.subject_id, entry.data, entry.index
+        kind = entry.type.split(".", 1)[1]
+        if kind == "registered":
+            replace_row(
+                db,
+                "pv_organisations",
+                {"id": oid},
+                at,
+                {"name": data["name"], "org_kind": data["org_kind"], "registered_index": at},
+            )
+        elif kind == "membership_added":
+            replace_row(
+                db,
+                "pv_memberships",
+                {"org_id": oid, "process_id": data["process_id"], "grp": data["group"]},
+                at,
+                {"role": data["role"]},
+            )
+        elif kind == "membership_ended":
+            db.execute(
+                "UPDATE pv_memberships SET valid_to = ? WHERE org_id = ? AND process_id = ? "
+                "AND grp = ? AND valid_to IS NULL",
+                [at, oid, data["process_id"], data["group"]],
+            )
+
+
+def _listing(db: Db, statement: str, params: list[Any], oid: str) -> int:
+    """How many rows of ``statement`` list ``oid`` in the JSON list they select: the
+    statement's last condition is a LIKE on that list, which only narrows; the JSON decides."""
+    rows = db.all(statement, [*params, f'%"{oid}"%'])
+    return sum(1 for r in rows if oid in (from_json(r[0]) or []))
+
+
+def _participation(db: Db, oid: str, at: int) -> dict[str, int]:
+    modes = ", ".join("?" for _ in ATTRIBUTED_ATTENDANCE)
+    meetings = _listing(
+        db,
+        f"SELECT attending_orgs FROM pv_meetings WHERE {CURRENT} AND held = 1 "
+        f"AND disclosure IN ({modes}) AND attending_orgs LIKE ?",
+        [at, at, *ATTRIBUTED_ATTENDANCE],
+        oid,
+    )
+    proposed = db.one(
+        f"SELECT COUNT(*) FROM pv_amendments WHERE {CURRENT} AND proposer_org = ?", [at, at, oid]
+    )
+    dissents = _listing(
+        db,
+        f"SELECT dissenting_orgs FROM pv_amendments WHERE {CURRENT} AND dissenting_orgs LIKE ?",
+        [at, at],
+        oid,
+    )
+    return {
+        "meetings_attended": meetings,
+        "amendments_proposed": int(proposed[0]) if proposed else 0,
+        "dissents": dissents,
+    }
+
+
+def get_organisation(db: Db, org_id: str, at: int) -> dict[str, Any] | None:
+    """The organisation as of index ``at``: its memberships in force and a participation
+    summary (meetings attended where attendance is disclosed, amendments it proposed,
+    decisions it dissented from)."""
+    row = db.one(
+        f"SELECT name, org_kind, registered_index FROM pv_organisations WHERE id = ? AND {CURRENT}",
+        [org_id, at, at],
+    )
+    if row is None:
+        return None
+    memberships = [
+        {"process_id": r[0], "group": r[1], "role": r[2], "since_index": r[3]}
+        for r in db.all(
+            f"SELECT process_id, grp, role, valid_from FROM pv_memberships WHERE org_id = ? "
+            f"AND {CURRENT} ORDER BY valid_from, grp",
+            [org_id, at, at],
+        )
+    ]
+    return {
+        "id": org_id,
+        "name": row[0],
+        "org_kind": row[1],
+        "registered_index": row[2],
+        "memberships": memberships,
+        "participation": _participation(db, org_id, at),
+        "as_of_index": at,
+    }
+
+
+def list_organisations(db: Db, at: int, *, org_kind: str | None = None) -> list[dict[str, Any]]:
+    """Every organisation registered by ``at`` (optionally of one kind), by registration."""
+    where: list[str] = [CURRENT]
+    params: list[Any] = [at, at]
+    if org_kind is not None:
+        where.append("org_kind = ?")
+        params.append(org_kind)
+    rows = db.all(
+        f"SELECT id, name, org_kind, registered_index FROM pv_organisations "
+        f"WHERE {' AND '.join(where)} ORDER BY registered_index",
+        params,
+    )
+    return [
+        {"id": r[0], "name": r[1], "org_kind": r[2], "registered_index": r[3], "as_of_index": at}
+        for r in rows
+    ]

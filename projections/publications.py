@@ -1,0 +1,158 @@
+"""Publications: every document published, by the hash of its exact bytes, and its fate.
+
+Table: ``pv_publications`` (versioned rows: published, then withdrawn or superseded).
+Withdrawn and superseded publications stay in the register with their state and reason.
+Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_index``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.base import CURRENT, Entry, as_json, from_json, replace_row
+from projections.db import Db
+
+__all__ = ["PublicationsView", "get_publication", "list_publications"]
+
+_DDL = [
+    "CREATE TABLE IF NOT EXISTS pv_publications (id TEXT NOT NULL, valid_from BIGINT NOT NULL, "
+    "valid_to BIGINT, process_id TEXT, pub_kind TEXT, title TEXT, sha256 TEXT, size BIGINT, "
+    "media_type TEXT, proposal_ids TEXT, meeting_ids TEXT, state TEXT, superseded_by TEXT, "
+    "reason TEXT, published_index BIGINT, published_time TEXT, PRIMARY KEY (id, valid_from))",
+    "CREATE INDEX IF NOT EXISTS pv_publications_current ON pv_publications (id, valid_to)",
+]
+
+_COLUMNS = (
+    "id, process_id, pub_kind, title, sha256, size, media_type, proposal_ids, meeting_ids, "
+    "state, superseded_by, reason, published_index, published_time, valid_from"
+)
+
+
+class PublicationsView:
+    """The register of publications."""
+
+    name = "publications"
+    tables = ("pv_publications",)
+
+    def create(self, db: Db) -> None:
+        for statement in _DDL:
+            db.execute(statement)
+
+    def apply(self, db: Db, entry: Entry) -> None:
+        if not entry.type.startswith("publication."):
+            return
+        pub_id, data, at = entry.subject_id, entry.data, entry.index
+        kind = entry.type.split(".", 1)[1]
+        if kind == "published":
+            replace_row(
+                db,
+                "pv_publications",
+                {"id": pub_id},
+                at,
+                {
+                    "process_id": data["process_id"],
+                    "pub_kind": data["pub_kind"],
+                    "title": data["title"],
+                    "sha256": data["sha256"],
+                    "size": data["size"],
+                    "media_type": data["media_type"],
+                    "proposal_ids": as_json(data["proposal_ids"]),
+                    "meeting_ids": as_json(data["meeting_ids"]),
+                    "state": "published",
+                    "superseded_by": None,
+                    "reason": None,
+                    "published_index": at,
+                    "published_time": entry.time,
+                },
+            )
+        elif kind == "withdrawn":
+            replace_row(
+                db,
+                "pv_publications",
+                {"id": pub_id},
+                at,
+                {"state": "withdrawn", "reason": data["reason"]},
+            )
+        elif kind == "superseded":
+            replace_row(
+                db,
+                "pv_publications",
+                {"id": pub_id},
+                at,
+                {
+                    "state": "superseded",
+                    "superseded_by": data["superseded_by"],
+                    "reason": data["reason"],
+                },
+            )
+
+
+def _public(row: tuple[Any, ...], at: int) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "process_id": row[1],
+        "pub_kind": row[2],
+        "title": row[3],
+        "sha256": row[4],
+        "size": row[5],
+        "media_type": row[6],
+        "proposal_ids": from_json(row[7]) or [],
+        "meeting_ids": from_json(row[8]) or [],
+        "state": row[9],
+        "superseded_by": row[10],
+        "reason": row[11],
+        "published_index": row[12],
+        "published_time": row[13],
+        "state_index": row[14],
+        "as_of_index": at,
+    }
+
+
+def get_publication(db: Db, publication_id: str, at: int) -> dict[str, Any] | None:
+    """The publication as of index ``at``: what was published, its state and why, and the
+    publications it superseded (``supersedes``)."""
+    row = db.one(
+        f"SELECT {_COLUMNS} FROM pv_publications WHERE id = ? AND {CURRENT}",
+        [publication_id, at, at],
+    )
+    if row is None:
+        return None
+    publication = _public(row, at)
+    publication["supersedes"] = [
+        r[0]
+        for r in db.all(
+            f"SELECT id FROM pv_publications WHERE superseded_by = ? AND {CURRENT} "
+            "ORDER BY published_index",
+            [publication_id, at, at],
+        )
+    ]
+    return publication
+
+
+def list_publications(
+    db: Db,
+    at: int,
+    *,
+    proposal_id: str | None = None,
+    meeting_id: str | None = None,
+    pub_kind: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every publication made by ``at``, whatever its state (optionally about a proposal or a
+    meeting, or of one kind), in publishing order."""
+    where: list[str] = [CURRENT]
+    params: list[Any] = [at, at]
+    if pub_kind is not None:
+        where.append("pub_kind = ?")
+        params.append(pub_kind)
+    rows = db.all(
+        f"SELECT {_COLUMNS} FROM pv_publications WHERE {' AND '.join(where)} "
+        "ORDER BY published_index",
+        params,
+    )
+    found = [_public(r, at) for r in rows]
+    return [
+        p
+        for p in found
+        if (proposal_id is None or proposal_id in p["proposal_ids"])
+        and (meeting_id is None or meeting_id in p["meeting_ids"])
+    ]
