@@ -80,6 +80,9 @@ def canonicalize(value: Any, _depth: int = 0) -> Any:
 
 
 def _check_text(text: str) -> None:
+    if "\x00" in text:
+        # Legal JSON, but never meaningful in a record, and PostgreSQL text cannot hold it.
+        raise EncodingError("text contains a NUL character (U+0000)")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -101,7 +104,9 @@ def canonical(value: Any) -> bytes:
 def _needs_rebuild(value: Any, depth: int) -> bool:
     """True when ``value`` needs :func:`canonicalize` (conversions, astral keys, errors)."""
     kind = type(value)
-    if kind is str or kind is bool or value is None:
+    if kind is str:
+        return "\x00" in value
+    if kind is bool or value is None:
         return False
     if kind is int:
         return not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
@@ -109,7 +114,9 @@ def _needs_rebuild(value: Any, depth: int) -> bool:
         return True
     if kind is dict:
         for key, item in value.items():
-            if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
+            if type(key) is not str or "\x00" in key:
+                return True
+            if not key.isascii() and max(key) > "\uffff":
                 return True
             if _needs_rebuild(item, depth + 1):
                 return True

@@ -12,7 +12,19 @@ __all__ = ["all_views"]
 
 def all_views() -> list[View]:
     """A fresh instance of every read model the service keeps."""
+    from projections.meetings import MeetingsView
+    from projections.organisations import OrganisationsView
+    from projections.process import ProcessView
     from projections.proposals import ProposalsView
+    from projections.publications import PublicationsView
+    from projections.search import SearchView
 
-    views: list[View] = [ProposalsView()]
+    views: list[View] = [
+        ProcessView(),
+        OrganisationsView(),
+        ProposalsView(),
+        MeetingsView(),
+        PublicationsView(),
+        SearchView(),
+    ]
     return views

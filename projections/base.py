@@ -142,6 +142,26 @@ def current_row(db: Db, table: str, keys: Mapping[str, Any]) -> dict[str, Any] |
     return None if result is None else dict(result)
 
 
+def close_row(db: Db, table: str, keys: Mapping[str, Any], index: int) -> None:
+    """End the current row for ``keys`` at ``index`` without a successor."""
+    buffer = db.buffer
+    where = " AND ".join(f"{k} = ?" for k in keys)
+    if buffer is None:
+        db.execute(
+            f"UPDATE {table} SET valid_to = ? WHERE {where} AND valid_to IS NULL",
+            [index, *keys.values()],
+        )
+        return
+    cache_key = (table, tuple(keys.items()))
+    previous = current_row(db, table, keys)
+    if cache_key in buffer.pending:
+        buffer.current[cache_key]["valid_to"] = index
+        buffer.pending.discard(cache_key)
+    elif previous is not None:
+        buffer.closes.setdefault((table, tuple(keys)), []).append([index, *keys.values()])
+    buffer.current[cache_key] = None
+
+
 def replace_row(
     db: Db, table: str, keys: Mapping[str, Any], index: int, changes: Mapping[str, Any]
 ) -> None:

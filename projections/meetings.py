@@ -154,7 +154,7 @@ def get_meeting(db: Db, meeting_id: str, at: int) -> dict[str, Any] | None:
         }
         for r in db.all(
             "SELECT outcome_id, idx, time, items FROM pv_meeting_outcomes "
-            "WHERE meeting_id = ? AND idx <= ? + 1 ORDER BY idx",
+            "WHERE meeting_id = ? AND idx <= ? ORDER BY idx",
             [meeting_id, at],
         )
     ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.base import CURRENT, Entry, from_json, replace_row
+from projections.base import CURRENT, Entry, close_row, from_json, replace_row
 from projections.db import Db
 
 __all__ = ["ATTRIBUTED_ATTENDANCE", "OrganisationsView", "get_organisation", "list_organisations"]
@@ -65,10 +65,11 @@ class OrganisationsView:
                 {"role": data["role"]},
             )
         elif kind == "membership_ended":
-            db.execute(
-                "UPDATE pv_memberships SET valid_to = ? WHERE org_id = ? AND process_id = ? "
-                "AND grp = ? AND valid_to IS NULL",
-                [at, oid, data["process_id"], data["group"]],
+            close_row(
+                db,
+                "pv_memberships",
+                {"org_id": oid, "process_id": data["process_id"], "grp": data["group"]},
+                at,
             )
 
 

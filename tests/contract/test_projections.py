@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from ledger.application import LedgerApplication
 from ledger.errors import LedgerError
 from ledger.storage import open_reader
+from projections import all_views
 from projections.base import Entry
 from projections.db import Db, connect_views
 from projections.proposals import ProposalsView, get_proposal, history, list_proposals, versions
@@ -152,7 +153,7 @@ def test_incremental_equals_rebuilt_equals_aggregates_and_as_of(
     sample = record_sample(app, amendments=1)
     db = connect_views(store.settings)
     log = open_reader(store.settings, snapshot=False)
-    runner = Runner(db, log, [ProposalsView()], batch=7)
+    runner = Runner(db, log, all_views(), batch=7)
     runner.setup()
     pids = [sample.proposal_id]
 
@@ -188,7 +189,7 @@ def test_incremental_equals_rebuilt_equals_aggregates_and_as_of(
         for fraction in ks:
             k = int(fraction * at)
             with separate_views(store, tmp_path) as other:
-                prefix = Runner(other, log, [ProposalsView()])
+                prefix = Runner(other, log, all_views())
                 prefix.setup()
                 assert prefix.catch_up(stop=k + 1) == k + 1
                 assert snapshot(db, k) == snapshot(other, k)
@@ -272,3 +273,32 @@ def test_read_your_writes_with_a_follower(store: Store) -> None:
         log.close()
         follower_log.close()
         app.close()
+
+
+def test_rows_opened_and_closed_in_one_batch(store: Store) -> None:
+    """A membership added and ended within one batch is closed, however the batches fall."""
+    from projections import all_views
+    from projections.organisations import get_organisation
+
+    app = LedgerApplication(store.settings)
+    s = record_sample(app, amendments=0)
+    org = s.org_ids[1]
+    app.add_membership(org, process_id=s.process_id, group="eag", actor=OFFICIAL)
+    app.end_membership(org, process_id=s.process_id, group="eag", actor=OFFICIAL)
+    app.add_membership(org, process_id=s.process_id, group="research", actor=OFFICIAL)
+    app.close()
+    db = connect_views(store.settings)
+    log = open_reader(store.settings, snapshot=False)
+    try:
+        answers = []
+        for batch in (1, 2, 1000):
+            runner = Runner(db, log, all_views(), batch=batch)
+            runner.setup()
+            runner.rebuild()
+            found = get_organisation(db, org, runner.as_of_index(None))
+            assert found is not None
+            answers.append(sorted(m["group"] for m in found["memberships"]))
+        assert answers == [["research"]] * 3
+    finally:
+        db.close()
+        log.close()

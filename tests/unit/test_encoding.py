@@ -23,7 +23,7 @@ from ledger.encoding import (
 )
 from ledger.errors import EncodingError, EntryTooLargeError
 
-text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER) | text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
@@ -71,6 +71,8 @@ def test_keys_sort_by_utf16_code_units() -> None:
         (-(2**53), "outside"),
         ({1: "x"}, "keys must be strings"),
         ("\ud800", "lone surrogate"),
+        ("a\x00b", "NUL"),
+        ({"k\x00": 1}, "NUL"),
         (b"bytes", "cannot be written"),
         (datetime(2015, 1, 1), "timezone-aware"),
     ],
