@@ -18,10 +18,12 @@ from projections.db import Db
 
 __all__ = [
     "CURRENT",
+    "MAX_CACHED_ROWS",
     "Buffer",
     "Entry",
     "View",
     "as_json",
+    "close_row",
     "current_row",
     "from_json",
     "insert_row",
