@@ -18,6 +18,7 @@ from projections.db import Db
 
 __all__ = [
     "CURRENT",
+    "GENERATED_COLUMNS",
     "MAX_CACHED_ROWS",
     "Buffer",
     "Entry",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 MAX_CACHED_ROWS = 200_000  # current rows a runner keeps in memory between batches
+GENERATED_COLUMNS = frozenset({"tsv"})  # computed by the database: never copied or written
 
 # Filter for rows in force at index ? (pass the index twice).
 CURRENT = "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"

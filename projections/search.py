@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger.errors import InvalidInputError
-from projections.base import Entry
+from projections.base import Entry, current_row, replace_row
 from projections.db import Db
 
 __all__ = ["KINDS", "SearchView", "search"]
@@ -168,12 +168,8 @@ class SearchView:
 
     @staticmethod
     def _current_title(db: Db, kind: str, ref_id: str, sub_id: str) -> str | None:
-        found = db.one(
-            f"SELECT title FROM {DOCS} WHERE kind = ? AND ref_id = ? AND sub_id = ? "
-            "AND valid_to IS NULL",
-            [kind, ref_id, sub_id],
-        )
-        return None if found is None else str(found[0])
+        found = current_row(db, DOCS, {"kind": kind, "ref_id": ref_id, "sub_id": sub_id})
+        return None if found is None else str(found["title"])
 
     @staticmethod
     def _put(
@@ -186,18 +182,18 @@ class SearchView:
         title: str,
         body: str,
     ) -> None:
-        """Close the document in force for (kind, ref_id, sub_id) and open its successor."""
-        title, body = _clean(title), _clean(body)
-        doc_id = entry.index * _PER_ENTRY + position
-        db.execute(
-            f"UPDATE {DOCS} SET valid_to = ? WHERE kind = ? AND ref_id = ? AND sub_id = ? "
-            "AND valid_to IS NULL",
-            [entry.index, kind, ref_id, sub_id],
-        )
-        db.execute(
-            f"INSERT INTO {DOCS} (kind, ref_id, sub_id, valid_from, valid_to, doc_id, title, body)"
-            " VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
-            [kind, ref_id, sub_id, entry.index, doc_id, title, body],
+        """Close the document in force for (kind, ref_id, sub_id) and open its successor
+        (written behind, with the runner's batch)."""
+        replace_row(
+            db,
+            DOCS,
+            {"kind": kind, "ref_id": ref_id, "sub_id": sub_id},
+            entry.index,
+            {
+                "doc_id": entry.index * _PER_ENTRY + position,
+                "title": _clean(title),
+                "body": _clean(body),
+            },
         )
 
 
