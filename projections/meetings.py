@@ -37,7 +37,6 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS pv_meeting_outcomes (meeting_id TEXT NOT NULL, "
     "outcome_id TEXT NOT NULL, idx BIGINT NOT NULL, time TEXT NOT NULL, items TEXT NOT NULL, "
     "PRIMARY KEY (meeting_id, outcome_id))",
-    "CREATE INDEX IF NOT EXISTS pv_meetings_current ON pv_meetings (id, valid_to)",
     "CREATE INDEX IF NOT EXISTS pv_meetings_starts ON pv_meetings (starts_at)",
 ]
 

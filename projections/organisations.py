@@ -28,8 +28,6 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS pv_memberships (org_id TEXT NOT NULL, process_id TEXT NOT NULL, "
     "grp TEXT NOT NULL, valid_from BIGINT NOT NULL, valid_to BIGINT, role TEXT, "
     "PRIMARY KEY (org_id, process_id, grp, valid_from))",
-    "CREATE INDEX IF NOT EXISTS pv_organisations_current ON pv_organisations (id, valid_to)",
-    "CREATE INDEX IF NOT EXISTS pv_memberships_current ON pv_memberships (org_id, valid_to)",
 ]
 
 

@@ -28,7 +28,6 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS pv_phases (process_id TEXT NOT NULL, phase_id TEXT NOT NULL, "
     "title TEXT, summary TEXT, started_index BIGINT NOT NULL, started_time TEXT NOT NULL, "
     "PRIMARY KEY (process_id, phase_id))",
-    "CREATE INDEX IF NOT EXISTS pv_processes_current ON pv_processes (id, valid_to)",
 ]
 
 

@@ -50,8 +50,6 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS pv_proposal_timeline (proposal_id TEXT NOT NULL, "
     "idx BIGINT NOT NULL, time TEXT NOT NULL, type TEXT NOT NULL, actor TEXT NOT NULL, "
     "detail TEXT NOT NULL, PRIMARY KEY (proposal_id, idx))",
-    "CREATE INDEX IF NOT EXISTS pv_proposals_current ON pv_proposals (id, valid_to)",
-    "CREATE INDEX IF NOT EXISTS pv_amendments_current ON pv_amendments (proposal_id, valid_to)",
 ]
 
 
@@ -79,7 +77,7 @@ class ProposalsView:
                 "time": entry.time,
                 "type": entry.type,
                 "actor": as_json(entry.actor),
-                "detail": as_json(data),
+                "detail": as_json({k: v for k, v in data.items() if k != "sections"}),
             },
         )
         if kind == "tabled":

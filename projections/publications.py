@@ -19,7 +19,6 @@ _DDL = [
     "valid_to BIGINT, process_id TEXT, pub_kind TEXT, title TEXT, sha256 TEXT, size BIGINT, "
     "media_type TEXT, proposal_ids TEXT, meeting_ids TEXT, state TEXT, superseded_by TEXT, "
     "reason TEXT, published_index BIGINT, published_time TEXT, PRIMARY KEY (id, valid_from))",
-    "CREATE INDEX IF NOT EXISTS pv_publications_current ON pv_publications (id, valid_to)",
 ]
 
 _COLUMNS = (

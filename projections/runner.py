@@ -48,7 +48,7 @@ def _entry(raw: bytes) -> Entry:
 class Runner:
     """Feeds ``views`` in ``db`` from the log that ``log`` reads."""
 
-    def __init__(self, db: Db, log: LogReader, views: Sequence[View], *, batch: int = 2000):
+    def __init__(self, db: Db, log: LogReader, views: Sequence[View], *, batch: int = 5000):
         self.db = db
         self.log = log
         self.views = {view.name: view for view in views}

@@ -89,7 +89,6 @@ _DDL_POSTGRESQL = [
     f"CREATE INDEX IF NOT EXISTS {DOCS}_tsv ON {DOCS} USING GIN (tsv)",
 ]
 _DDL_COMMON = [
-    f"CREATE INDEX IF NOT EXISTS {DOCS}_current ON {DOCS} (kind, ref_id, sub_id, valid_to)",
     f"CREATE TABLE IF NOT EXISTS {MEETINGS} (id TEXT PRIMARY KEY, title TEXT NOT NULL)",
 ]
 
