@@ -9,7 +9,6 @@ same rows a rebuild of entries 0..k would leave — and needs no replay.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -38,9 +37,11 @@ GENERATED_COLUMNS = frozenset({"tsv"})  # computed by the database: never copied
 CURRENT = "valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"
 
 
-@dataclass(frozen=True, slots=True)
 class Entry:
-    """A log entry as the read models see it (parsed once by the runner)."""
+    """A log entry as the read models see it (parsed once by the runner; a plain slotted
+    object, because a rebuild makes millions of them)."""
+
+    __slots__ = ("actor", "data", "index", "subject_id", "subject_version", "time", "type")
 
     index: int
     type: str
@@ -49,6 +50,24 @@ class Entry:
     time: str
     actor: dict[str, str]
     data: dict[str, Any]
+
+    def __init__(
+        self,
+        index: int,
+        type: str,
+        subject_id: str,
+        subject_version: int,
+        time: str,
+        actor: dict[str, str],
+        data: dict[str, Any],
+    ) -> None:
+        self.index = index
+        self.type = type
+        self.subject_id = subject_id
+        self.subject_version = subject_version
+        self.time = time
+        self.actor = actor
+        self.data = data
 
 
 class View(Protocol):
