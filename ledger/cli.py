@@ -214,6 +214,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"{summary.amendments} amendments, {summary.publications} publications "
         f"({elapsed:.1f} s)."
     )
+    if report.ok:
+        runner = _open_runner(settings)
+        try:
+            built = runner.catch_up()
+        finally:
+            runner.db.close()
+            runner.log.close()
+        _out(f"Read models built to index {built - 1}: ledger projections status")
     if report.ok and report.root is not None:
         _out(f"Verified: {report.size} entries intact; merkle root {report.root.hex()}")
         _out(f"Check it yourself: ledger verify --data-dir {settings.data_dir}")
