@@ -161,3 +161,21 @@ def test_migrate_is_idempotent_and_needs_no_key(store: Store) -> None:
     assert refused.returncode == 2
     assert_one_line(refused.stderr)
     assert "no signing key" in refused.stderr
+
+
+def test_demo_runs_twice_and_guards_other_directories(tmp_path: Path) -> None:
+    """`ledger demo` records, verifies and builds views; it remakes only its own directory."""
+    env = {"PATH": "/usr/bin:/bin"}
+    demo_dir = str(tmp_path / "demo")
+    for _ in range(2):
+        result = ledger(env, "demo", "--data-dir", demo_dir)
+        assert result.returncode == 0, result.stderr
+        assert "Verified: 218 entries intact" in result.stdout
+        assert "Read models built to index 217" in result.stdout
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    refused = ledger(env, "demo", "--data-dir", str(other))
+    assert refused.returncode == 2
+    assert_one_line(refused.stderr)
+    assert (other / "notes.txt").read_text() == "keep me"
