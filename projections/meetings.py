@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.base import CURRENT, Entry, as_json, from_json, replace_row
+from projections.base import CURRENT, Entry, as_json, from_json, insert_row, replace_row
 from projections.db import Db
 
 __all__ = [
@@ -94,10 +94,16 @@ class MeetingsView:
                 },
             )
         elif kind == "outcome_recorded":
-            db.execute(
-                "INSERT INTO pv_meeting_outcomes (meeting_id, outcome_id, idx, time, items) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [mid, data["outcome_id"], at, entry.time, as_json(data["items"])],
+            insert_row(
+                db,
+                "pv_meeting_outcomes",
+                {
+                    "meeting_id": mid,
+                    "outcome_id": data["outcome_id"],
+                    "idx": at,
+                    "time": entry.time,
+                    "items": as_json(data["items"]),
+                },
             )
         elif kind == "minutes_agreed":
             minutes = {

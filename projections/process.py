@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.base import CURRENT, Entry, replace_row
+from projections.base import CURRENT, Entry, insert_row, replace_row
 from projections.db import Db
 
 __all__ = ["TIMELINE_MAX", "ProcessView", "get_process", "list_processes", "timeline"]
@@ -61,16 +61,29 @@ class ProcessView:
                 },
             )
         elif kind == "strand_added":
-            db.execute(
-                "INSERT INTO pv_strands (process_id, strand_id, title, summary, added_index) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [pid, data["strand_id"], data["title"], data["summary"], at],
+            insert_row(
+                db,
+                "pv_strands",
+                {
+                    "process_id": pid,
+                    "strand_id": data["strand_id"],
+                    "title": data["title"],
+                    "summary": data["summary"],
+                    "added_index": at,
+                },
             )
         elif kind == "phase_started":
-            db.execute(
-                "INSERT INTO pv_phases (process_id, phase_id, title, summary, started_index, "
-                "started_time) VALUES (?, ?, ?, ?, ?, ?)",
-                [pid, data["phase_id"], data["title"], data["summary"], at, entry.time],
+            insert_row(
+                db,
+                "pv_phases",
+                {
+                    "process_id": pid,
+                    "phase_id": data["phase_id"],
+                    "title": data["title"],
+                    "summary": data["summary"],
+                    "started_index": at,
+                    "started_time": entry.time,
+                },
             )
             replace_row(db, "pv_processes", {"id": pid}, at, {"current_phase": data["phase_id"]})
 

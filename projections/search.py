@@ -89,7 +89,8 @@ _DDL_POSTGRESQL = [
     f"CREATE INDEX IF NOT EXISTS {DOCS}_tsv ON {DOCS} USING GIN (tsv)",
 ]
 _DDL_COMMON = [
-    f"CREATE TABLE IF NOT EXISTS {MEETINGS} (id TEXT PRIMARY KEY, title TEXT NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {MEETINGS} (id TEXT NOT NULL, valid_from BIGINT NOT NULL, "
+    "valid_to BIGINT, title TEXT NOT NULL, PRIMARY KEY (id, valid_from))",
 ]
 
 # ts_headline options: no "?" or "%" (the Db adapts placeholders, psycopg reads "%").
@@ -146,15 +147,18 @@ class SearchView:
             body = "\n".join(p for p in (str(data.get("rationale") or ""), changes) if p)
             self._put(db, entry, 0, "amendment", subject, amendment_id, label, body)
         elif entry.type == "meeting.scheduled":
-            db.execute(
-                f"INSERT INTO {MEETINGS} (id, title) VALUES (?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET title = excluded.title",
-                [subject, _clean(str(data.get("title") or ""))],
+            replace_row(
+                db,
+                MEETINGS,
+                {"id": subject},
+                entry.index,
+                {"title": _clean(str(data.get("title") or ""))},
             )
         elif entry.type == "meeting.outcome_recorded":
             outcome_id = str(data["outcome_id"])
-            found = db.one(f"SELECT title FROM {MEETINGS} WHERE id = ?", [subject])
-            label = f"Outcome {outcome_id}" + (f" of {found[0]}" if found and found[0] else "")
+            meeting = current_row(db, MEETINGS, {"id": subject})
+            title = meeting["title"] if meeting else ""
+            label = f"Outcome {outcome_id}" + (f" of {title}" if title else "")
             body = "\n".join(
                 str(item.get("text") or "")
                 for item in data.get("items") or []
