@@ -115,40 +115,50 @@ class Runner:
         self._buffer_end = end
 
     def _apply_batch_once(self, start: int, end: int, entries: list[Entry]) -> None:
+        # Apply optimistically, outside the transaction: every view write goes to the
+        # buffer, so this holds no lock and several runners (or a parallel rebuild's
+        # processes) compute at once. The transaction then re-reads the positions under the
+        # write lock; if another runner has applied this batch meanwhile, ours is dropped.
+        positions = self.positions()
+        behind = [v for name, v in self.views.items() if positions.get(name, 0) == start]
+        if not behind:
+            self._buffer = None
+            return
+        consecutive = self._buffer is not None and self._buffer_end == start
+        if not consecutive or len(behind) != len(self.views):
+            self._buffer = Buffer(complete=start == 0)
+        buffer = self._buffer
+        assert buffer is not None
+        self.db.buffer = buffer
+        try:
+            for entry in entries:
+                for view in behind:
+                    view.apply(self.db, entry)
+        finally:
+            self.db.buffer = None
+        names = [view.name for view in behind]
+        marks = ", ".join("?" * len(names))
         with self.db.transaction() as db:
             lock = "" if db.dialect == "sqlite" else " FOR UPDATE"
-            positions = dict(db.all(f"SELECT view, position FROM {TRACKING}{lock}"))
-            behind = [v for name, v in self.views.items() if positions.get(name, 0) == start]
-            if not behind:
-                self._buffer = None
+            now = dict(
+                db.all(
+                    f"SELECT view, position FROM {TRACKING} WHERE view IN ({marks}){lock}", names
+                )
+            )
+            if any(now.get(name) != start for name in names):
+                self._buffer = None  # someone else applied it: our rows are stale
                 return
             db.executemany(
                 f"INSERT INTO {ENTRIES} (idx, time, type, subject_id) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (idx) DO NOTHING",
                 [(e.index, e.time, e.type, e.subject_id) for e in entries],
             )
-            consecutive = self._buffer is not None and self._buffer_end == start
-            if not consecutive or len(behind) != len(self.views):
-                self._buffer = Buffer(complete=start == 0)
-            assert self._buffer is not None
-            db.buffer = self._buffer
-            try:
-                for entry in entries:
-                    for view in behind:
-                        view.apply(db, entry)
-                self._buffer.flush(db)
-            finally:
-                db.buffer = None
-            for view in behind:
-                db.execute(f"UPDATE {TRACKING} SET position = ? WHERE view = ?", [end, view.name])
+            buffer.flush(db)
+            for name in names:
+                db.execute(f"UPDATE {TRACKING} SET position = ? WHERE view = ?", [end, name])
 
-    def rebuild(
-        self,
-        names: Sequence[str] | None = None,
-        *,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> int:
-        """Empty the named views (default: all) and replay the log into them from index 0."""
+    def reset(self, names: Sequence[str] | None = None) -> list[str]:
+        """Empty the named views (default: all) and set their positions to 0."""
         chosen = list(names) if names else list(self.views)
         unknown = [n for n in chosen if n not in self.views]
         if unknown:
@@ -158,13 +168,24 @@ class Runner:
                 for table in self.views[name].tables:
                     db.execute(f"DELETE FROM {table}")
                 db.execute(f"UPDATE {TRACKING} SET position = 0 WHERE view = ?", [name])
+        self._buffer = None
+        return chosen
+
+    def rebuild(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Empty the named views (default: all) and replay the log into them from index 0."""
+        chosen = self.reset(names)
         # Views left out keep their position; catch_up feeds the rebuilt ones up to them.
-        others = {n: v for n, v in self.views.items() if n not in chosen}
-        saved, self.views = self.views, {n: self.views[n] for n in chosen}
+        saved = self.views
+        self.views = {n: saved[n] for n in chosen}
         try:
             return self.catch_up(progress=progress)
         finally:
-            self.views = saved | others
+            self.views = saved
 
     def wait_for(self, index: int, *, timeout: float = 5.0) -> int:
         """Read-your-writes: return once every view has applied entry ``index``."""

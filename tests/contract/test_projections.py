@@ -302,3 +302,36 @@ def test_rows_opened_and_closed_in_one_batch(store: Store) -> None:
     finally:
         db.close()
         log.close()
+
+
+def test_racing_runners_apply_each_batch_once(store: Store) -> None:
+    """Two runners (two API processes, say) catching up at once leave exactly a clean build."""
+    app = LedgerApplication(store.settings)
+    record_sample(app, amendments=30)
+    app.close()
+    runners = []
+    for _ in range(2):
+        db = connect_views(store.settings)
+        log = open_reader(store.settings, snapshot=False)
+        runner = Runner(db, log, all_views(), batch=3)
+        runner.setup()
+        runners.append(runner)
+    try:
+        threads = [threading.Thread(target=r.catch_up) for r in runners]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        first = runners[0]
+        position = first.position()
+        assert position == runners[1].position()
+        raced = snapshot(first.db, position - 1)
+        entries = [e for e in first.log.entries(0, position) if b'"type":"proposal.' in e]
+        timeline = first.db.one("SELECT COUNT(*) FROM pv_proposal_timeline")
+        assert timeline == (len(entries),)
+        first.rebuild()
+        assert snapshot(first.db, position - 1) == raced
+    finally:
+        for runner in runners:
+            runner.db.close()
+            runner.log.close()
