@@ -1,11 +1,11 @@
 """The runner: follows the log and keeps every read model current.
 
-It reads entries by index (the log's own dense order, not eventsourcing's notification ids),
-applies a batch of them to the views in one transaction, and moves each view's tracking
-position in that same transaction. A crash anywhere leaves each view either before or after
-the whole batch: nothing is applied twice, nothing skipped. Several runners may race (one per
-API process): the batch transaction re-reads the positions under the write lock and applies
-only to views still at the batch's start.
+It reads entries by index (the log's own dense order, not eventsourcing's notification ids)
+and applies a batch of them to the views' write-behind buffer, outside any transaction; then,
+in one transaction, it checks that the views' tracking positions are still at the batch's
+start, writes the buffered rows and moves the positions. A crash anywhere leaves each view
+either before or after the whole batch: nothing is applied twice, nothing skipped. Several
+runners may race (one per API process): the loser of a batch drops its rows and moves on.
 """
 
 from __future__ import annotations
