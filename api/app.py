@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.deps import Readers
+from api.deps import Readers, ReadModelPool
 from api.errors import install_problem_handlers
-from api.routes import log
+from api.routes import log, public
 from ledger.keys import ConfigurationError, load_signer
 from ledger.proofs import TileCache
 from ledger.settings import Settings
+from ledger.storage import open_reader
+from projections import all_views
+from projections.db import connect_views
+from projections.runner import Runner
 
 __all__ = ["create_app"]
 
@@ -30,9 +35,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         readers = Readers(settings)
         app.state.readers = readers
+        # The read models: create their tables, then keep them current in the background.
+        follower = Runner(
+            connect_views(settings), open_reader(settings, snapshot=False), all_views()
+        )
+        follower.setup()
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=follower.follow, args=(stop,), daemon=True, name="read-model-follower"
+        )
+        thread.start()
+        app.state.read_models = ReadModelPool(settings)
         try:
             yield
         finally:
+            stop.set()
+            thread.join(timeout=10)
+            follower.db.close()
+            follower.log.close()
+            app.state.read_models.close()
             readers.close()
 
     app = FastAPI(
@@ -46,4 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tile_cache = TileCache()
     install_problem_handlers(app)
     app.include_router(log.router)
+    app.include_router(public.router)
     return app

@@ -9,6 +9,10 @@ from fastapi import Depends, Request
 
 from ledger.settings import Settings
 from ledger.storage import LogReader, open_reader
+from projections import all_views
+from projections.db import connect_views
+from projections.reader import ReadModels
+from projections.runner import Runner
 
 __all__ = ["ReaderDep", "Readers", "SettingsDep"]
 
@@ -35,6 +39,37 @@ class Readers:
         with self._lock:
             for reader in self._all:
                 reader.close()
+            self._all.clear()
+
+
+class ReadModelPool:
+    """One ReadModels (own views connection, own log reader) per worker thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+        self._all: list[ReadModels] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> ReadModels:
+        models: ReadModels | None = getattr(self._local, "models", None)
+        if models is None:
+            runner = Runner(
+                connect_views(self._settings),
+                open_reader(self._settings, snapshot=False),
+                all_views(),
+            )
+            models = ReadModels(runner)
+            self._local.models = models
+            with self._lock:
+                self._all.append(models)
+        return models
+
+    def close(self) -> None:
+        with self._lock:
+            for models in self._all:
+                models.runner.db.close()
+                models.runner.log.close()
             self._all.clear()
 
 
