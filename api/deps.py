@@ -14,7 +14,7 @@ from projections.db import connect_views
 from projections.reader import ReadModels
 from projections.runner import Runner
 
-__all__ = ["ReaderDep", "Readers", "SettingsDep"]
+__all__ = ["ReadModelPool", "ReaderDep", "Readers", "SettingsDep"]
 
 
 class Readers:
