@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.deps import Readers, ReadModelPool
 from api.errors import install_problem_handlers
-from api.routes import log, public
+from api.routes import health, log, public
 from ledger.keys import ConfigurationError, load_signer
 from ledger.proofs import TileCache
 from ledger.settings import Settings
@@ -68,4 +68,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(log.router)
     app.include_router(public.router)
+    app.include_router(health.router)
     return app

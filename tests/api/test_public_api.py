@@ -122,3 +122,17 @@ def test_a_new_write_shows_up(demo_server: tuple[Store, DemoSummary, Server]) ->
     app.close()
     _, fresh = read(server, f"/proposals/{pid}", wait_for=receipt.index)
     assert fresh["legislative_outcomes"][-1]["legislation"] == "Another Act 2030"
+
+
+def test_health_and_readiness(demo_server: tuple[Store, DemoSummary, Server]) -> None:
+    """/healthz answers at once; /readyz reports the log size and the read models' lag."""
+    _, summary, server = demo_server
+    assert read(server, "/healthz") == (200, {"status": "ok"})
+    deadline = time.monotonic() + 10
+    while True:
+        status, body = read(server, "/readyz")
+        if status == 200 and body["lag"] == 0:
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
+    assert body["log_size"] == summary.entries
