@@ -92,6 +92,12 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
+def _check_size(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidInputError("size must be a non-negative integer")
+    return value
+
+
 def _sha256_hex(value: Any) -> str:
     text = _text("sha256", value)
     if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
@@ -680,8 +686,7 @@ class Meeting(LedgerAggregate):
             raise RuleViolationError("minutes can only be agreed for a meeting that was held")
         if self.minutes_sha256 is not None:
             raise RuleViolationError("minutes were already agreed; record a correction instead")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise InvalidInputError("size must be a non-negative integer")
+        _check_size(size)
         self._record(
             ev.MinutesAgreed,
             actor,
@@ -743,8 +748,7 @@ class Publication(LedgerAggregate):
         at: datetime,
         id: UUID | None = None,
     ) -> Publication:
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise InvalidInputError("size must be a non-negative integer")
+        _check_size(size)
         return cls._start(
             ev.PublicationPublished,
             actor,
