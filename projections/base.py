@@ -28,6 +28,7 @@ __all__ = [
     "from_json",
     "insert_row",
     "replace_row",
+    "row_dict",
 ]
 
 MAX_CACHED_ROWS = 200_000  # current rows a runner keeps in memory between batches
@@ -144,6 +145,12 @@ def insert_row(db: Db, table: str, row: Mapping[str, Any]) -> None:
         db.buffer.inserts.setdefault(table, []).append(dict(row))
 
 
+def row_dict(cursor: Any, row: Sequence[Any]) -> dict[str, Any]:
+    """A fetched row as {column: value}, without the columns the database computes."""
+    names = [d[0] for d in cursor.description]
+    return {n: v for n, v in zip(names, row, strict=True) if n not in GENERATED_COLUMNS}
+
+
 def current_row(db: Db, table: str, keys: Mapping[str, Any]) -> dict[str, Any] | None:
     """The row in force now (``valid_to IS NULL``) for ``keys``, as a dict."""
     cache_key = (table, tuple(keys.items()))
@@ -157,9 +164,7 @@ def current_row(db: Db, table: str, keys: Mapping[str, Any]) -> dict[str, Any] |
         f"SELECT * FROM {table} WHERE {where} AND valid_to IS NULL", list(keys.values())
     )
     row = cursor.fetchone()
-    result = (
-        None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
-    )
+    result = None if row is None else row_dict(cursor, row)
     if db.buffer is not None:
         db.buffer.current[cache_key] = result
     return None if result is None else dict(result)

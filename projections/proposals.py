@@ -18,6 +18,7 @@ from projections.base import (
     from_json,
     insert_row,
     replace_row,
+    row_dict,
 )
 from projections.db import Db
 from projections.diff import diff_as_html, diff_as_json, diff_versions
@@ -198,7 +199,7 @@ def _proposal_row(db: Db, pid: str, at: int) -> dict[str, Any] | None:
     row = cursor.fetchone()
     if row is None:
         return None
-    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+    return row_dict(cursor, row)
 
 
 def get_proposal(db: Db, pid: str, at: int) -> dict[str, Any] | None:
@@ -250,10 +251,9 @@ def _amendments(db: Db, pid: str, at: int) -> dict[str, dict[str, Any]]:
         f"SELECT * FROM pv_amendments WHERE proposal_id = ? AND {CURRENT} ORDER BY proposed_index",
         [pid, at, at],
     )
-    names = [d[0] for d in cursor.description]
     found = {}
     for row in cursor.fetchall():
-        item = dict(zip(names, row, strict=True))
+        item = row_dict(cursor, row)
         found[item["amendment_id"]] = {
             "amendment_id": item["amendment_id"],
             "base_version": item["base_version"],
