@@ -46,6 +46,23 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _progress_bar(*, quiet: bool = False) -> Any:
+    """A progress bar on stderr, shown only on a terminal (CI logs stay clean)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=quiet or not console.is_terminal,
+    )
+
+
 def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -71,9 +88,6 @@ def _log_verifier(settings: Settings, vkey: str | None) -> Any:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from ledger.storage import open_reader
     from ledger.verify import verify_store
 
@@ -83,16 +97,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         head = reader.head()
     finally:
         reader.close()
-    console = Console(stderr=True)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=args.quiet or args.json or not console.is_terminal,
-    ) as bar:
+    with _progress_bar(quiet=args.quiet or args.json) as bar:
         task = bar.add_task("verifying", total=head.size if head is not None else None)
         verifier = _log_verifier(settings, args.key)
         report = verify_store(
@@ -533,22 +538,10 @@ def _open_runner(settings: Settings) -> Any:
 
 
 def _cmd_projections_rebuild(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     runner = _open_runner(_settings(args))
     started = time.perf_counter()
-    console = Console(stderr=True)
     try:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        ) as bar:
+        with _progress_bar() as bar:
             task = bar.add_task("rebuilding", total=None)
             position = runner.rebuild(
                 args.view or None,
@@ -719,6 +712,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"ledger {args.cmd}: refused: {exc}\n")
         return EXIT_REFUSED
+    except BrokenPipeError:
+        # The reader went away (`ledger entries | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         sys.stderr.write(f"ledger {args.cmd}: interrupted\n")
         return 130
