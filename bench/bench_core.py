@@ -13,9 +13,7 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,6 +22,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from _stores import scratch_stores
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
@@ -34,7 +33,6 @@ from ledger.settings import Settings
 from ledger.storage import open_reader
 from ledger.verify import verify_log, verify_store
 
-PG_URL = os.environ.get("LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ACTOR = Actor("bench", "recorder", "bench-org")
 
 
@@ -50,34 +48,8 @@ def stores(
     backends: list[str],
 ) -> Iterator[list[tuple[str, Callable[[], Settings], dict[str, str]]]]:
     """Fresh (settings factory, raw env) per backend; each call of the factory is a new store."""
-    made: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        out = []
-
-        def sqlite_settings() -> Settings:
-            return Settings(data_dir=Path(tmp) / uuid.uuid4().hex, demo=True)
-
-        if "sqlite" in backends:
-            out.append(("sqlite", sqlite_settings, {}))
-        if "postgresql" in backends:
-
-            def pg_settings() -> Settings:
-                schema = f"bench_{uuid.uuid4().hex[:12]}"
-                with psycopg.connect(PG_URL, autocommit=True) as conn:
-                    conn.execute(f"CREATE SCHEMA {schema}")
-                made.append(schema)
-                return Settings(
-                    database_url=PG_URL, pg_schema=schema, demo=True, data_dir=Path(tmp) / schema
-                )
-
-            out.append(("postgresql", pg_settings, {}))
-        try:
-            yield out
-        finally:
-            if made:
-                with psycopg.connect(PG_URL, autocommit=True) as conn:
-                    for schema in made:
-                        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with scratch_stores() as new_store:
+        yield [(name, lambda name=name: new_store(name), {}) for name in backends]
 
 
 def raw_app(settings: Settings) -> Application[Any]:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
+from _stores import scratch_stores
 
 from ledger.actors import Actor
 from ledger.aggregates import Organisation
@@ -34,7 +34,6 @@ from ledger.proofs import ProofBuilder, TileCache
 from ledger.settings import Settings
 from ledger.storage import open_reader
 
-PG_URL = os.environ.get("LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ACTOR = Actor("bench", "recorder", "bench-org")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -162,35 +161,18 @@ def main() -> None:
     if args.quick:
         args.size, args.samples = 20_000, 300
     results: dict[str, Any] = {"size": args.size, "backends": {}}
-    schemas: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory() as tmp_name, scratch_stores() as new_store:
         tmp = Path(tmp_name)
-        try:
-            for backend in args.backends.split(","):
-                data_dir = tmp / backend
-                if backend == "sqlite":
-                    settings = Settings(data_dir=data_dir, demo=True)
-                else:
-                    schema = f"bench_{uuid.uuid4().hex[:12]}"
-                    with psycopg.connect(PG_URL, autocommit=True) as conn:
-                        conn.execute(f"CREATE SCHEMA {schema}")
-                    schemas.append(schema)
-                    settings = Settings(
-                        database_url=PG_URL, pg_schema=schema, data_dir=data_dir, demo=True
-                    )
-                print(f"[{backend}] filling {args.size:,} entries …", file=sys.stderr)
-                fill_rate = fill(settings, args.size)
-                print(f"[{backend}] proofs …", file=sys.stderr)
-                proofs = bench_proofs(settings, args.size, args.samples)
-                print(f"[{backend}] {json.dumps(proofs)}", file=sys.stderr)
-                print(f"[{backend}] audit …", file=sys.stderr)
-                audit = bench_audit(settings, args.size, tmp)
-                results["backends"][backend] = {"fill_per_s": fill_rate, **proofs, "audit": audit}
-        finally:
-            if schemas:
-                with psycopg.connect(PG_URL, autocommit=True) as conn:
-                    for schema in schemas:
-                        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        for backend in args.backends.split(","):
+            settings = new_store(backend)
+            print(f"[{backend}] filling {args.size:,} entries …", file=sys.stderr)
+            fill_rate = fill(settings, args.size)
+            print(f"[{backend}] proofs …", file=sys.stderr)
+            proofs = bench_proofs(settings, args.size, args.samples)
+            print(f"[{backend}] {json.dumps(proofs)}", file=sys.stderr)
+            print(f"[{backend}] audit …", file=sys.stderr)
+            audit = bench_audit(settings, args.size, tmp)
+            results["backends"][backend] = {"fill_per_s": fill_rate, **proofs, "audit": audit}
     print(
         "| backend | entries | fill/s | row read ms (median) | inclusion ms median / p99 "
         "| consistency ms median / p99 | audit entries/s | audit peak MB | raw SHA-256/s |"

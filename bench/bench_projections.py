@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg
+from _stores import scratch_stores
 
 from ledger.actors import Actor
 from ledger.aggregates import Organisation, Process, Proposal
@@ -35,7 +32,6 @@ from projections.db import connect_views
 from projections.proposals import versions
 from projections.runner import Runner
 
-PG_URL = os.environ.get("LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ACTOR = Actor("bench", "recorder", "bench-org")
 
 
@@ -124,58 +120,41 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results: dict[str, Any] = {}
-    schemas: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            for backend in args.backends.split(","):
-                data_dir = Path(tmp) / backend
-                if backend == "sqlite":
-                    settings = Settings(data_dir=data_dir, demo=True)
-                else:
-                    schema = f"bench_{uuid.uuid4().hex[:12]}"
-                    with psycopg.connect(PG_URL, autocommit=True) as conn:
-                        conn.execute(f"CREATE SCHEMA {schema}")
-                    schemas.append(schema)
-                    settings = Settings(
-                        database_url=PG_URL, pg_schema=schema, data_dir=data_dir, demo=True
-                    )
-                print(f"[{backend}] recording …", file=sys.stderr)
-                long_id = fill(settings, args.entries)
-                log = open_reader(settings, snapshot=False)
-                head = log.head()
-                size = head.size if head else 0
+    with scratch_stores() as new_store:
+        for backend in args.backends.split(","):
+            settings = new_store(backend)
+            print(f"[{backend}] recording …", file=sys.stderr)
+            long_id = fill(settings, args.entries)
+            log = open_reader(settings, snapshot=False)
+            head = log.head()
+            size = head.size if head else 0
+            started = time.perf_counter()
+            for start in range(0, size, 2000):
+                for raw in log.entries(start, min(start + 2000, size)):
+                    orjson.loads(raw)
+            raw_rate = size / (time.perf_counter() - started)
+            db = connect_views(settings)
+            runner = Runner(db, log, all_views())
+            runner.setup()
+            started = time.perf_counter()
+            runner.rebuild()
+            rebuild_rate = size / (time.perf_counter() - started)
+            at = runner.as_of_index(None)
+            timings = []
+            for _ in range(50):
                 started = time.perf_counter()
-                for start in range(0, size, 2000):
-                    for raw in log.entries(start, min(start + 2000, size)):
-                        orjson.loads(raw)
-                raw_rate = size / (time.perf_counter() - started)
-                db = connect_views(settings)
-                runner = Runner(db, log, all_views())
-                runner.setup()
-                started = time.perf_counter()
-                runner.rebuild()
-                rebuild_rate = size / (time.perf_counter() - started)
-                at = runner.as_of_index(None)
-                timings = []
-                for _ in range(50):
-                    started = time.perf_counter()
-                    found = versions(db, long_id, at)
-                    timings.append(time.perf_counter() - started)
-                assert len(found) == 200
-                results[backend] = {
-                    "entries": size,
-                    "raw_read_per_s": raw_rate,
-                    "rebuild_per_s": rebuild_rate,
-                    "rebuild_vs_raw_read": rebuild_rate / raw_rate,
-                    "history_200_versions_median_ms": statistics.median(timings) * 1000,
-                }
-                db.close()
-                log.close()
-        finally:
-            if schemas:
-                with psycopg.connect(PG_URL, autocommit=True) as conn:
-                    for schema in schemas:
-                        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+                found = versions(db, long_id, at)
+                timings.append(time.perf_counter() - started)
+            assert len(found) == 200
+            results[backend] = {
+                "entries": size,
+                "raw_read_per_s": raw_rate,
+                "rebuild_per_s": rebuild_rate,
+                "rebuild_vs_raw_read": rebuild_rate / raw_rate,
+                "history_200_versions_median_ms": statistics.median(timings) * 1000,
+            }
+            db.close()
+            log.close()
     print(
         "| backend | entries | raw read/s | rebuild/s | ratio | 200-version history ms (median) |"
     )
