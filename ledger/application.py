@@ -65,6 +65,7 @@ from ledger.witness import WitnessError, submit_checkpoint
 __all__ = ["LedgerApplication", "Receipt"]
 
 A = TypeVar("A", bound=LedgerAggregate)
+T = TypeVar("T")
 log = logging.getLogger("ledger")
 
 
@@ -235,11 +236,7 @@ class LedgerApplication(Application[UUID]):
             return note
         cosigned = add_signatures(note, lines)
         for _ in range(5):
-            stored = open_reader(self.settings, snapshot=False)
-            try:
-                found = stored.checkpoint(size)
-            finally:
-                stored.close()
+            found = self._read(lambda reader: reader.checkpoint(size))
             if found is None:
                 return note
             merged = add_signatures(found[2], lines)
@@ -247,19 +244,20 @@ class LedgerApplication(Application[UUID]):
                 return merged
         return cosigned
 
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size``, from storage."""
+    def _read(self, read: Callable[[LogReader], T]) -> T:
+        """Run ``read`` on this application's one latest-commit log reader (opened lazily)."""
         with self._reader_lock:
             if self._reader is None:
                 self._reader = open_reader(self.settings, snapshot=False)
-            return ProofBuilder(self._reader, self._tiles).inclusion(index, size)
+            return read(self._reader)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size``, from storage."""
+        return self._read(lambda reader: ProofBuilder(reader, self._tiles).inclusion(index, size))
 
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         """RFC 9162 consistency proof between two committed tree sizes, from storage."""
-        with self._reader_lock:
-            if self._reader is None:
-                self._reader = open_reader(self.settings, snapshot=False)
-            return ProofBuilder(self._reader, self._tiles).consistency(old, new)
+        return self._read(lambda reader: ProofBuilder(reader, self._tiles).consistency(old, new))
 
     def close(self) -> None:
         with self._reader_lock:
@@ -682,13 +680,11 @@ class LedgerApplication(Application[UUID]):
         """Correct an earlier entry by a new entry pointing at it."""
         if not isinstance(corrects_index, int) or isinstance(corrects_index, bool):
             raise InvalidInputError("corrects_index must be an integer")
-        reader = open_reader(self.settings)
-        try:
-            found = (
-                reader.entries(corrects_index, corrects_index + 1) if corrects_index >= 0 else []
-            )
-        finally:
-            reader.close()
+        found = (
+            self._read(lambda reader: reader.entries(corrects_index, corrects_index + 1))
+            if corrects_index >= 0
+            else []
+        )
         if not found:
             raise NotFoundError(f"there is no entry {corrects_index} to correct")
         corrected = parse_entry(found[0])
