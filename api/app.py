@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
 
 from api.deps import Readers, ReadModelPool
 from api.errors import install_problem_handlers
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A tamper-evident record of open policy making",
         version="0.1.0",
         lifespan=lifespan,
+        default_response_class=ORJSONResponse,
     )
     app.state.settings = settings
     app.state.verifier_key = signer.verifier_key()

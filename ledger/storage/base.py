@@ -56,5 +56,9 @@ class LogReader(Protocol):
     def first_unlogged_event(self) -> UnloggedEvent | None:
         """An event row that no entry covers, if any."""
 
+    def subject_version(self, subject_id: str, at: int | None = None) -> int | None:
+        """The version of aggregate ``subject_id`` after entry ``at`` (latest if None);
+        None when no entry up to there is about it."""
+
     def close(self) -> None:
         """Release the connection."""

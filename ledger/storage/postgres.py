@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
@@ -329,6 +330,20 @@ class PostgresLogReader:
         if row is None:
             return None
         return row[0], EventRow(row[1], row[2], row[3], bytes(row[4]))
+
+    def subject_version(self, subject_id: str, at: int | None = None) -> int | None:
+        try:
+            uid = str(UUID(subject_id))
+        except ValueError:
+            return None
+        row = self._conn.execute(
+            self._sql(
+                "SELECT MAX(s.originator_version) FROM {v} s JOIN {e} e "
+                "ON e.event_id = s.notification_id WHERE s.originator_id = %s AND e.idx <= %s"
+            ),
+            (uid, 2**63 - 1 if at is None else at),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def close(self) -> None:
         self._conn.close()

@@ -280,5 +280,13 @@ class SQLiteLogReader:
             return None
         return row[0], EventRow(str(_uuid_text(row[1])), row[2], row[3], row[4])
 
+    def subject_version(self, subject_id: str, at: int | None = None) -> int | None:
+        row = self._conn.execute(
+            f"SELECT MAX(s.originator_version) FROM {EVENTS_TABLE} s JOIN {ENTRIES_TABLE} e "
+            "ON e.event_id = s.rowid WHERE s.originator_id = ? AND e.idx <= ?",
+            (subject_id.replace("-", "").lower(), _MAX_INDEX if at is None else at),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def close(self) -> None:
         self._conn.close()
