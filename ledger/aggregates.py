@@ -29,6 +29,8 @@ __all__ = [
     "OUTCOME_ITEM_KINDS",
     "PUBLICATION_KINDS",
     "STATUS_TRANSITIONS",
+    "TOKEN_ROLES",
+    "AccessToken",
     "Correction",
     "KeyRotation",
     "LedgerAggregate",
@@ -74,6 +76,7 @@ STATUS_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "withdrawn": (),
     "superseded": (),
 }
+TOKEN_ROLES = ("recorder", "publisher", "admin")
 FINAL_STATUSES = frozenset(s for s, nxt in STATUS_TRANSITIONS.items() if not nxt)
 _CLOSED_DECISIONS = frozenset({"agreed", "disagreed", "withdrawn"})
 
@@ -877,6 +880,59 @@ class KeyRotation(LedgerAggregate):
         self.new_key = event.new_key
 
 
+class AccessToken(LedgerAggregate):
+    """An official's API token: who holds it, for which organisation and role."""
+
+    KIND = "access_token"
+
+    @classmethod
+    def issue(
+        cls,
+        *,
+        principal: str,
+        org: str,
+        role: str,
+        note: str = "",
+        actor: Actor,
+        at: datetime,
+        id: UUID | None = None,
+    ) -> AccessToken:
+        if actor.role not in ("admin", "system"):
+            raise RuleViolationError("only an admin can issue API tokens")
+        return cls._start(
+            ev.AccessTokenIssued,
+            actor,
+            at,
+            id,
+            principal=_text("principal", principal).strip(),
+            org=_text("org", org, allow_empty=True),
+            role=_choice("role", role, TOKEN_ROLES),
+            note=_text("note", note, allow_empty=True),
+        )
+
+    def revoke(self, *, reason: str, actor: Actor, at: datetime) -> None:
+        if actor.role not in ("admin", "system"):
+            raise RuleViolationError("only an admin can revoke API tokens")
+        if self.revoked:
+            raise RuleViolationError("this token is already revoked")
+        self._record(ev.AccessTokenRevoked, actor, at, reason=_text("reason", reason))
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        super().when(event)
+
+    @when.register
+    def _(self, event: ev.AccessTokenIssued) -> None:
+        self.principal = event.principal
+        self.org = event.org
+        self.role = event.role
+        self.revoked = False
+
+    @when.register
+    def _(self, event: ev.AccessTokenRevoked) -> None:
+        self.revoked = True
+
+
 AGGREGATES: tuple[type[LedgerAggregate], ...] = (
     Process,
     Organisation,
@@ -885,6 +941,7 @@ AGGREGATES: tuple[type[LedgerAggregate], ...] = (
     Publication,
     Correction,
     KeyRotation,
+    AccessToken,
 )
 for _aggregate_class in AGGREGATES:
     register_topic(_aggregate_class.KIND, _aggregate_class)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -30,6 +32,7 @@ from eventsourcing.utils import Environment
 
 from ledger.actors import Actor
 from ledger.aggregates import (
+    AccessToken,
     Correction,
     KeyRotation,
     LedgerAggregate,
@@ -53,13 +56,16 @@ from ledger.errors import (
     InvalidInputError,
     NotFoundError,
     RuleViolationError,
+    StaleVersionError,
     StorageError,
 )
 from ledger.keys import ConfigurationError, load_signer, publisher_for
 from ledger.proofs import ProofBuilder, TileCache
-from ledger.sequencer import Sealed
+from ledger.sequencer import Sealed, SideRow
 from ledger.settings import Settings
 from ledger.storage import LogReader, factory_for, open_reader
+from ledger.storage.base import IDEMPOTENCY_TABLE, REVOCATIONS_TABLE, TOKENS_TABLE
+from ledger.tokens import new_token
 from ledger.witness import WitnessError, submit_checkpoint
 
 __all__ = ["LedgerApplication", "Receipt"]
@@ -67,6 +73,9 @@ __all__ = ["LedgerApplication", "Receipt"]
 A = TypeVar("A", bound=LedgerAggregate)
 T = TypeVar("T")
 log = logging.getLogger("ledger")
+
+# (principal, idempotency key, request fingerprint) of the write in progress, if any
+_IDEMPOTENCY: ContextVar[tuple[str, str, str] | None] = ContextVar("idempotency", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +170,43 @@ class LedgerApplication(Application[UUID]):
 
     # helpers -------------------------------------------------------------------------------
 
-    def _commit(self, *aggregates: LedgerAggregate) -> Receipt:
+    @contextmanager
+    def idempotent(self, principal: str, key: str, fingerprint: str) -> Iterator[None]:
+        """Commands inside record ``(principal, key)`` with their entry, in its transaction.
+
+        A second write with the same principal and key then fails on the key's primary key
+        and writes nothing; the caller looks the first one up (``idempotent_receipt``).
+        """
+        token = _IDEMPOTENCY.set((principal, key, fingerprint))
+        try:
+            yield
+        finally:
+            _IDEMPOTENCY.reset(token)
+
+    def _commit(self, *aggregates: LedgerAggregate, side: Sequence[SideRow] = ()) -> Receipt:
         sealed_batches: list[Sealed] = []
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        rows = list(side)
+        idempotency = _IDEMPOTENCY.get()
+        if idempotency is not None:
+            principal, key, fingerprint = idempotency
+            rows.append(
+                SideRow(
+                    0,
+                    IDEMPOTENCY_TABLE,
+                    {
+                        "principal": principal,
+                        "key": key,
+                        "fingerprint": fingerprint,
+                        "idx": None,
+                        "tree_size": None,
+                    },
+                )
+            )
         try:
             # EventStore.put, not Application.save: the same write, without save()'s
             # runtime Protocol checks, snapshots and notifications, none of which we use.
-            self.events.put(events, sequenced=sealed_batches)
+            self.events.put(events, sequenced=sealed_batches, side_rows=rows)
         except IntegrityError as exc:
             raise ConcurrentWriteError(
                 "another official changed this record at the same time; reload and retry"
@@ -244,6 +283,25 @@ class LedgerApplication(Application[UUID]):
                 return merged
         return cosigned
 
+    def receipt_for(self, index: int, tree_size: int) -> Receipt:
+        """The receipt of an entry already committed, with the checkpoint it was given."""
+
+        def read(reader: LogReader) -> tuple[Any, tuple[int, bytes, str] | None]:
+            return list(reader.rows(index, index + 1)), reader.checkpoint(tree_size)
+
+        rows, checkpoint = self._read(read)
+        if not rows or checkpoint is None:
+            raise NotFoundError(f"no entry {index} in a checkpoint of size {tree_size}")
+        row = rows[0]
+        return Receipt(
+            index,
+            bytes(row[2]).hex(),
+            bytes(row[1]),
+            tree_size,
+            checkpoint[2],
+            tuple(self.inclusion_proof(index, tree_size)),
+        )
+
     def _read(self, read: Callable[[LogReader], T]) -> T:
         """Run ``read`` on this application's one latest-commit log reader (opened lazily)."""
         with self._reader_lock:
@@ -266,7 +324,9 @@ class LedgerApplication(Application[UUID]):
                 self._reader = None
         super().close()
 
-    def _get(self, cls: type[A], aggregate_id: str | UUID) -> A:
+    def _get(
+        self, cls: type[A], aggregate_id: str | UUID, expected_version: int | None = None
+    ) -> A:
         what = cls.KIND
         try:
             uid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
@@ -284,6 +344,12 @@ class LedgerApplication(Application[UUID]):
             ) from exc
         if not isinstance(aggregate, cls):
             raise NotFoundError(f"{uid} is a {aggregate.KIND}, not a {what}")
+        if expected_version is not None and aggregate.version != expected_version:
+            raise StaleVersionError(
+                f"the {what} is at version {aggregate.version}, not {expected_version}: "
+                "reload it and decide again",
+                current_version=aggregate.version,
+            )
         return aggregate
 
     def _require_orgs(self, org_ids: Iterable[str], role: str) -> None:
@@ -326,20 +392,34 @@ class LedgerApplication(Application[UUID]):
         return self._commit(process)
 
     def add_strand(
-        self, process_id: str, *, strand_id: str, title: str, summary: str = "", actor: Actor
+        self,
+        process_id: str,
+        *,
+        strand_id: str,
+        title: str,
+        summary: str = "",
+        actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Add a policy strand to the process."""
-        process = self._get(Process, process_id)
+        process = self._get(Process, process_id, expected_version)
         process.add_strand(
             strand_id=strand_id, title=title, summary=summary, actor=actor, at=self.clock()
         )
         return self._commit(process)
 
     def start_phase(
-        self, process_id: str, *, phase_id: str, title: str, summary: str = "", actor: Actor
+        self,
+        process_id: str,
+        *,
+        phase_id: str,
+        title: str,
+        summary: str = "",
+        actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Move the process into a new phase."""
-        process = self._get(Process, process_id)
+        process = self._get(Process, process_id, expected_version)
         process.start_phase(
             phase_id=phase_id, title=title, summary=summary, actor=actor, at=self.clock()
         )
@@ -364,10 +444,11 @@ class LedgerApplication(Application[UUID]):
         group: str,
         role: str = "member",
         actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Record that an organisation joined a strand or group of the process."""
         self._get(Process, process_id)
-        organisation = self._get(Organisation, organisation_id)
+        organisation = self._get(Organisation, organisation_id, expected_version)
         organisation.add_membership(
             process_id=process_id, group=group, role=role, actor=actor, at=self.clock()
         )
@@ -381,9 +462,10 @@ class LedgerApplication(Application[UUID]):
         group: str,
         reason: str = "",
         actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Record that an organisation left a strand or group."""
-        organisation = self._get(Organisation, organisation_id)
+        organisation = self._get(Organisation, organisation_id, expected_version)
         organisation.end_membership(
             process_id=process_id, group=group, reason=reason, actor=actor, at=self.clock()
         )
@@ -430,11 +512,12 @@ class LedgerApplication(Application[UUID]):
         proposer_org: str,
         meeting_id: str | None = None,
         actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Propose an amendment against a named text version of a proposal."""
         self._require_orgs([proposer_org], "proposer")
         self._require_held_meeting(meeting_id)
-        proposal = self._get(Proposal, proposal_id)
+        proposal = self._get(Proposal, proposal_id, expected_version)
         proposal.propose_amendment(
             base_version=base_version,
             changes=changes,
@@ -457,11 +540,12 @@ class LedgerApplication(Application[UUID]):
         meeting_id: str | None = None,
         note: str = "",
         actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Record the decision on an amendment, its consensus state and any dissent."""
         self._require_orgs(dissenting_orgs, "dissenting")
         self._require_held_meeting(meeting_id)
-        proposal = self._get(Proposal, proposal_id)
+        proposal = self._get(Proposal, proposal_id, expected_version)
         proposal.decide_amendment(
             amendment_id=amendment_id,
             decision=decision,
@@ -484,10 +568,11 @@ class LedgerApplication(Application[UUID]):
         note: str = "",
         meeting_id: str | None = None,
         actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Consolidate agreed amendments (or new text) into the next text version."""
         self._require_held_meeting(meeting_id)
-        proposal = self._get(Proposal, proposal_id)
+        proposal = self._get(Proposal, proposal_id, expected_version)
         proposal.revise(
             base_version=base_version,
             amendment_ids=list(amendment_ids),
@@ -507,11 +592,12 @@ class LedgerApplication(Application[UUID]):
         reason: str = "",
         superseded_by: str | None = None,
         actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Move a proposal to a new status (discussion, consultation … enacted)."""
         if superseded_by is not None:
             self._get(Proposal, superseded_by)
-        proposal = self._get(Proposal, proposal_id)
+        proposal = self._get(Proposal, proposal_id, expected_version)
         proposal.change_status(
             new_status=new_status,
             reason=reason,
@@ -529,9 +615,10 @@ class LedgerApplication(Application[UUID]):
         provision: str = "",
         note: str = "",
         actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Link a proposal to the legislation that carried it (an Act and section)."""
-        proposal = self._get(Proposal, proposal_id)
+        proposal = self._get(Proposal, proposal_id, expected_version)
         proposal.link_legislative_outcome(
             legislation=legislation,
             provision=provision,
@@ -572,21 +659,32 @@ class LedgerApplication(Application[UUID]):
         return self._commit(meeting)
 
     def record_meeting_held(
-        self, meeting_id: str, *, attending_orgs: Sequence[str], held_at: str, actor: Actor
+        self,
+        meeting_id: str,
+        *,
+        attending_orgs: Sequence[str],
+        held_at: str,
+        actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Record that a meeting took place, and which organisations attended."""
         self._require_orgs(attending_orgs, "attending")
-        meeting = self._get(Meeting, meeting_id)
+        meeting = self._get(Meeting, meeting_id, expected_version)
         meeting.record_held(
             attending_orgs=list(attending_orgs), held_at=held_at, actor=actor, at=self.clock()
         )
         return self._commit(meeting)
 
     def record_meeting_outcome(
-        self, meeting_id: str, *, items: list[dict[str, Any]], actor: Actor
+        self,
+        meeting_id: str,
+        *,
+        items: list[dict[str, Any]],
+        actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Record decisions, actions, agreements, disagreements and options of a meeting."""
-        meeting = self._get(Meeting, meeting_id)
+        meeting = self._get(Meeting, meeting_id, expected_version)
         for item in items if isinstance(items, list) else []:
             if not isinstance(item, dict):
                 continue
@@ -603,10 +701,17 @@ class LedgerApplication(Application[UUID]):
         return self._commit(meeting)
 
     def agree_minutes(
-        self, meeting_id: str, *, sha256: str, size: int, media_type: str, actor: Actor
+        self,
+        meeting_id: str,
+        *,
+        sha256: str,
+        size: int,
+        media_type: str,
+        actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Record the agreed minutes of a meeting by the SHA-256 of the document."""
-        meeting = self._get(Meeting, meeting_id)
+        meeting = self._get(Meeting, meeting_id, expected_version)
         meeting.agree_minutes(
             sha256=sha256, size=size, media_type=media_type, actor=actor, at=self.clock()
         )
@@ -649,18 +754,26 @@ class LedgerApplication(Application[UUID]):
         )
         return self._commit(publication)
 
-    def withdraw_publication(self, publication_id: str, *, reason: str, actor: Actor) -> Receipt:
+    def withdraw_publication(
+        self, publication_id: str, *, reason: str, actor: Actor, expected_version: int | None = None
+    ) -> Receipt:
         """Withdraw a publication; its record and hash stay in the log."""
-        publication = self._get(Publication, publication_id)
+        publication = self._get(Publication, publication_id, expected_version)
         publication.withdraw(reason=reason, actor=actor, at=self.clock())
         return self._commit(publication)
 
     def supersede_publication(
-        self, publication_id: str, *, superseded_by: str, reason: str = "", actor: Actor
+        self,
+        publication_id: str,
+        *,
+        superseded_by: str,
+        reason: str = "",
+        actor: Actor,
+        expected_version: int | None = None,
     ) -> Receipt:
         """Mark a publication as superseded by a later one."""
         self._get(Publication, superseded_by)
-        publication = self._get(Publication, publication_id)
+        publication = self._get(Publication, publication_id, expected_version)
         publication.supersede(
             superseded_by=superseded_by, reason=reason, actor=actor, at=self.clock()
         )
@@ -698,6 +811,48 @@ class LedgerApplication(Application[UUID]):
             id=self._id(id),
         )
         return self._commit(correction_record)
+
+    # officials' API tokens -------------------------------------------------------------------
+
+    def issue_token(
+        self, *, principal: str, org: str, role: str, note: str = "", actor: Actor
+    ) -> tuple[Receipt, str]:
+        """Issue an API token; returns the receipt and the token (shown once, never stored).
+
+        The entry names the token's id, holder, organisation and role; the salted hash of
+        its secret is stored beside the log in the same transaction.
+        """
+        if org:
+            self._require_orgs([org], "token organisation")
+        token = new_token()
+        access = AccessToken.issue(
+            principal=principal,
+            org=org,
+            role=role,
+            note=note,
+            actor=actor,
+            at=self.clock(),
+            id=token.token_id,
+        )
+        row = {
+            "token_id": str(token.token_id),
+            "salt": token.salt,
+            "hash": token.hash,
+            "principal": access.principal,
+            "org": org,
+            "role": role,
+            "idx": None,
+        }
+        return self._commit(access, side=[SideRow(0, TOKENS_TABLE, row)]), token.text
+
+    def revoke_token(
+        self, token_id: str, *, reason: str, actor: Actor, expected_version: int | None = None
+    ) -> Receipt:
+        """Revoke an API token: it stops working at once, on every replica."""
+        access = self._get(AccessToken, token_id, expected_version)
+        access.revoke(reason=reason, actor=actor, at=self.clock())
+        row = {"token_id": str(access.id), "idx": None}
+        return self._commit(access, side=[SideRow(0, REVOCATIONS_TABLE, row)])
 
     # the log's key --------------------------------------------------------------------------
 
@@ -763,4 +918,6 @@ COMMANDS: tuple[str, ...] = (
     "withdraw_publication",
     "supersede_publication",
     "record_correction",
+    "issue_token",
+    "revoke_token",
 )

@@ -16,6 +16,8 @@ from eventsourcing.utils import register_topic
 
 __all__ = [
     "ALL_EVENTS",
+    "AccessTokenIssued",
+    "AccessTokenRevoked",
     "AmendmentDecided",
     "AmendmentProposed",
     "CorrectionRecorded",
@@ -257,6 +259,29 @@ class KeyRotated(LedgerCreated):
     reason: str
 
 
+# Officials' API tokens ---------------------------------------------------------------------
+
+
+class AccessTokenIssued(LedgerCreated):
+    """An API token was issued to ``principal`` acting for ``org`` in ``role``.
+
+    The token's secret is never in the log: only its id (this entry's subject) is, and the
+    store keeps a salted hash beside the log to authenticate it.
+    """
+
+    TOPIC = "access_token.issued"
+    AGGREGATE_TOPIC = "access_token"
+    principal: str
+    org: str
+    role: str
+    note: str
+
+
+class AccessTokenRevoked(LedgerEvent):
+    TOPIC = "access_token.revoked"
+    reason: str
+
+
 ALL_EVENTS: tuple[type[LedgerEvent], ...] = (
     ProcessStarted,
     StrandAdded,
@@ -279,6 +304,8 @@ ALL_EVENTS: tuple[type[LedgerEvent], ...] = (
     PublicationSuperseded,
     CorrectionRecorded,
     KeyRotated,
+    AccessTokenIssued,
+    AccessTokenRevoked,
 )
 
 for _event_class in ALL_EVENTS:

@@ -26,9 +26,11 @@ __all__ = [
     "Head",
     "Publisher",
     "Sealed",
+    "SideRow",
     "StaleKeyError",
     "hand_over",
     "seal",
+    "side_rows",
 ]
 
 KEY_ROTATED = "log.key_rotated"
@@ -108,6 +110,32 @@ def seal(
             new_key = orjson.loads(stored.state)["data"]["new_key"]
             key_id = bytes.fromhex(new_key.split("+", 2)[1])
     return Sealed(entries, leaves, tree, checkpoint, key_id, list(head.edge))
+
+
+@dataclass(frozen=True, slots=True)
+class SideRow:
+    """A row for a side table, written in the same transaction as the batch's entries.
+
+    ``position`` names the entry (0 = the batch's first) whose index fills an ``idx`` value
+    left None; a ``tree_size`` left None gets the size of the tree the batch commits.
+    """
+
+    position: int
+    table: str
+    values: dict[str, Any]
+
+    def resolved(self, sealed: Sealed) -> dict[str, Any]:
+        values = dict(self.values)
+        if "idx" in values and values["idx"] is None:
+            values["idx"] = sealed.entries[self.position].index
+        if "tree_size" in values and values["tree_size"] is None:
+            values["tree_size"] = sealed.tree.size
+        return values
+
+
+def side_rows(kwargs: dict[str, Any]) -> list[SideRow]:
+    rows: list[SideRow] = kwargs.get("side_rows") or []
+    return rows
 
 
 def hand_over(kwargs: dict[str, Any], sealed: Sealed) -> None:

@@ -10,18 +10,89 @@ durable. Readers see whole transactions only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from ledger.chain import EventRow, LogHead, LogRow
 
-__all__ = ["LogReader", "UnloggedEvent"]
+__all__ = [
+    "DOCUMENTS_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "REVOCATIONS_TABLE",
+    "SIDE_TABLES",
+    "TOKENS_TABLE",
+    "LogReader",
+    "UnloggedEvent",
+    "side_table_ddl",
+]
 
 EVENTS_TABLE = "ledger_events"
 ENTRIES_TABLE = "ledger_entries"
 HEAD_TABLE = "ledger_head"
 NODES_TABLE = "ledger_nodes"
 CHECKPOINTS_TABLE = "ledger_checkpoints"
+
+# Beside the log (not part of it, never verified against it): officials' token hashes and
+# revocations, the idempotency keys of writes, and uploaded documents by SHA-256. Tokens,
+# revocations and idempotency keys are written in the same transaction as their entry.
+TOKENS_TABLE = "ledger_tokens"
+REVOCATIONS_TABLE = "ledger_token_revocations"
+IDEMPOTENCY_TABLE = "ledger_idempotency"
+DOCUMENTS_TABLE = "ledger_documents"
+
+# name -> (column, SQLite type, PostgreSQL type) ..., primary key columns
+SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]] = {
+    TOKENS_TABLE: (
+        (
+            ("token_id", "TEXT", "text"),
+            ("salt", "BLOB", "bytea"),
+            ("hash", "BLOB", "bytea"),
+            ("principal", "TEXT", "text"),
+            ("org", "TEXT", "text"),
+            ("role", "TEXT", "text"),
+            ("idx", "INTEGER", "bigint"),
+        ),
+        ("token_id",),
+    ),
+    REVOCATIONS_TABLE: (
+        (("token_id", "TEXT", "text"), ("idx", "INTEGER", "bigint")),
+        ("token_id",),
+    ),
+    IDEMPOTENCY_TABLE: (
+        (
+            ("principal", "TEXT", "text"),
+            ("key", "TEXT", "text"),
+            ("fingerprint", "TEXT", "text"),
+            ("idx", "INTEGER", "bigint"),
+            ("tree_size", "INTEGER", "bigint"),
+        ),
+        ("principal", "key"),
+    ),
+    DOCUMENTS_TABLE: (
+        (
+            ("sha256", "TEXT", "text"),
+            ("media_type", "TEXT", "text"),
+            ("size", "INTEGER", "bigint"),
+            ("content", "BLOB", "bytea"),
+            ("stored_at", "TEXT", "text"),
+        ),
+        ("sha256",),
+    ),
+}
+
+
+def side_table_ddl(dialect: str, qualify: Callable[[str], str] = str) -> list[str]:
+    """CREATE TABLE statements for the side tables in ``dialect`` (sqlite or postgresql)."""
+    statements = []
+    for name, (columns, key) in SIDE_TABLES.items():
+        cols = ", ".join(
+            f"{col} {lite if dialect == 'sqlite' else pg} NOT NULL" for col, lite, pg in columns
+        )
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {qualify(name)} ({cols}, PRIMARY KEY ({', '.join(key)}))"
+        )
+    return statements
+
 
 UnloggedEvent = tuple[int, EventRow]
 

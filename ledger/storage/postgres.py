@@ -26,14 +26,16 @@ from ledger.chain import EventRow, LogHead, LogRow
 from ledger.encoding import GENESIS_PREV
 from ledger.errors import StorageError
 from ledger.integrate import pack_edge, unpack_edge
-from ledger.sequencer import Head, Publisher, Sealed, hand_over, seal
+from ledger.sequencer import Head, Publisher, Sealed, hand_over, seal, side_rows
 from ledger.storage.base import (
     CHECKPOINTS_TABLE,
     ENTRIES_TABLE,
     EVENTS_TABLE,
     HEAD_TABLE,
     NODES_TABLE,
+    SIDE_TABLES,
     UnloggedEvent,
+    side_table_ddl,
 )
 
 __all__ = [
@@ -93,6 +95,10 @@ def _schema_statements(schema: str) -> list[Composed]:
             "CREATE TABLE IF NOT EXISTS {t} ("
             "size bigint PRIMARY KEY, root bytea NOT NULL, note text NOT NULL)"
         ).format(t=table(CHECKPOINTS_TABLE)),
+        *(
+            SQL(ddl.replace(f"EXISTS {name} (", "EXISTS {} (")).format(table(name))
+            for ddl, name in zip(side_table_ddl("postgresql"), SIDE_TABLES, strict=True)
+        ),
     ]
 
 
@@ -169,6 +175,19 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             )
             sealed = seal(stored_head, stored_events, event_ids, self.publisher)
             self._write_sealed(curs, sealed)
+            for side in side_rows(kwargs):
+                if side.table not in SIDE_TABLES:
+                    raise StorageError(f"no side table {side.table!r}")
+                values = side.resolved(sealed)
+                curs.execute(
+                    SQL("INSERT INTO {}.{} ({}) VALUES ({})").format(
+                        Identifier(self.datastore.schema),
+                        Identifier(side.table),
+                        SQL(", ").join(Identifier(k) for k in values),
+                        SQL(", ").join(SQL("%s") for _ in values),
+                    ),
+                    tuple(values.values()),
+                )
         hand_over(kwargs, sealed)
         return event_ids
 

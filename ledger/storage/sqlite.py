@@ -26,14 +26,16 @@ from ledger.chain import EventRow, LogHead, LogRow
 from ledger.encoding import GENESIS_PREV
 from ledger.errors import StorageError
 from ledger.integrate import pack_edge, unpack_edge
-from ledger.sequencer import Head, Publisher, hand_over, seal
+from ledger.sequencer import Head, Publisher, hand_over, seal, side_rows
 from ledger.storage.base import (
     CHECKPOINTS_TABLE,
     ENTRIES_TABLE,
     EVENTS_TABLE,
     HEAD_TABLE,
     NODES_TABLE,
+    SIDE_TABLES,
     UnloggedEvent,
+    side_table_ddl,
 )
 
 _MAX_INDEX = 2**63 - 1
@@ -95,7 +97,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         self.publisher: Publisher | None = None  # signs checkpoints; set by the application
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *SCHEMA]
+        return [
+            *super().construct_create_table_statements(),
+            *SCHEMA,
+            *side_table_ddl("sqlite"),
+        ]
 
     def _insert_events(
         self,
@@ -142,6 +148,15 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             c.execute(
                 f"INSERT INTO {CHECKPOINTS_TABLE} (size, root, note) VALUES (?,?,?)",
                 (sealed.tree.size, sealed.tree.root, sealed.checkpoint),
+            )
+        for side in side_rows(kwargs):
+            if side.table not in SIDE_TABLES:
+                raise StorageError(f"no side table {side.table!r}")
+            values = side.resolved(sealed)
+            c.execute(
+                f"INSERT INTO {side.table} ({', '.join(values)}) "
+                f"VALUES ({', '.join('?' * len(values))})",
+                tuple(values.values()),
             )
         hand_over(kwargs, sealed)
         return event_ids

@@ -1,0 +1,199 @@
+"""The tables beside the log: token hashes, revocations, idempotency keys, documents.
+
+None of these is part of the verifiable log. Token hashes and revocations, and idempotency
+keys, are written by the recorder in the same transaction as the entry they belong to
+(``ledger.sequencer.SideRow``); this module only reads them. Documents are stored here by
+their SHA-256 before the entry that records that hash is written, so a publication entry
+never names bytes the ledger does not hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.errors import StorageError
+from ledger.settings import Settings
+from ledger.storage.base import (
+    DOCUMENTS_TABLE,
+    IDEMPOTENCY_TABLE,
+    REVOCATIONS_TABLE,
+    TOKENS_TABLE,
+)
+
+__all__ = ["Document", "IdempotentWrite", "SideStore", "StoredToken"]
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    token_id: str
+    salt: bytes
+    hash: bytes
+    principal: str
+    org: str
+    role: str
+    issued_index: int
+    revoked_index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentWrite:
+    fingerprint: str
+    index: int
+    tree_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    sha256: str
+    media_type: str
+    size: int
+    content: bytes | None  # None when only the metadata was asked for
+
+
+class SideStore:
+    """Reads (and for documents, writes) the side tables; one connection per thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self._pg = settings.database_url is not None
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            if self._pg:
+                import psycopg
+
+                conn = psycopg.connect(
+                    str(self._settings.database_url),
+                    autocommit=True,
+                    options=f"-c search_path={self._settings.pg_schema}",
+                    connect_timeout=10,
+                )
+            else:
+                path = self._settings.sqlite_path
+                if not path.exists():
+                    raise StorageError(f"no ledger database at {path}")
+                conn = sqlite3.connect(
+                    path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"cannot open the ledger store: {exc}") from exc
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _one(self, statement: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        sql = _PLACEHOLDER.sub("%s", statement) if self._pg else statement
+        try:
+            row = self._conn().execute(sql, params).fetchone()
+        except StorageError:
+            raise
+        except Exception as exc:
+            self._drop()
+            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+        return None if row is None else tuple(row)
+
+    def _drop(self) -> None:
+        """Forget this thread's connection after an error (the next call reconnects)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            with contextlib.suppress(Exception):  # it is already broken
+                conn.close()
+
+    # tokens ------------------------------------------------------------------------------
+
+    def token(self, token_id: str) -> StoredToken | None:
+        row = self._one(
+            f"SELECT t.token_id, t.salt, t.hash, t.principal, t.org, t.role, t.idx, r.idx "
+            f"FROM {TOKENS_TABLE} t LEFT JOIN {REVOCATIONS_TABLE} r "
+            f"ON r.token_id = t.token_id WHERE t.token_id = ?",
+            (token_id,),
+        )
+        if row is None:
+            return None
+        return StoredToken(
+            row[0], bytes(row[1]), bytes(row[2]), row[3], row[4], row[5], int(row[6]), row[7]
+        )
+
+    def tokens(self) -> list[StoredToken]:
+        sql = (
+            f"SELECT t.token_id, t.salt, t.hash, t.principal, t.org, t.role, t.idx, r.idx "
+            f"FROM {TOKENS_TABLE} t LEFT JOIN {REVOCATIONS_TABLE} r "
+            f"ON r.token_id = t.token_id ORDER BY t.idx"
+        )
+        try:
+            rows = self._conn().execute(sql).fetchall()
+        except Exception as exc:
+            self._drop()
+            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+        return [
+            StoredToken(r[0], bytes(r[1]), bytes(r[2]), r[3], r[4], r[5], int(r[6]), r[7])
+            for r in rows
+        ]
+
+    # idempotency -------------------------------------------------------------------------
+
+    def idempotent(self, principal: str, key: str) -> IdempotentWrite | None:
+        row = self._one(
+            f"SELECT fingerprint, idx, tree_size FROM {IDEMPOTENCY_TABLE} "
+            "WHERE principal = ? AND key = ?",
+            (principal, key),
+        )
+        return None if row is None else IdempotentWrite(row[0], int(row[1]), int(row[2]))
+
+    # documents ---------------------------------------------------------------------------
+
+    def put_document(self, sha256: str, media_type: str, content: bytes) -> bool:
+        """Store ``content`` under its SHA-256 (the caller computed it); False if it was
+        already there (content addressing: the same bytes are stored once)."""
+        stored_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        conflict = "ON CONFLICT (sha256) DO NOTHING"
+        sql = (
+            f"INSERT INTO {DOCUMENTS_TABLE} (sha256, media_type, size, content, stored_at) "
+            f"VALUES (?, ?, ?, ?, ?) {conflict}"
+        )
+        if self._pg:
+            sql = _PLACEHOLDER.sub("%s", sql)
+        try:
+            cursor = self._conn().execute(
+                sql, (sha256, media_type, len(content), content, stored_at)
+            )
+        except Exception as exc:
+            self._drop()
+            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+        return bool(cursor.rowcount == 1)
+
+    def document(self, sha256: str, *, content: bool = True) -> Document | None:
+        columns = "sha256, media_type, size" + (", content" if content else "")
+        row = self._one(f"SELECT {columns} FROM {DOCUMENTS_TABLE} WHERE sha256 = ?", (sha256,))
+        if row is None:
+            return None
+        return Document(row[0], row[1], int(row[2]), bytes(row[3]) if content else None)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
