@@ -9,13 +9,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
+from api.auth import RateLimiter
 from api.deps import Readers, ReadModelPool
 from api.errors import install_problem_handlers
-from api.routes import health, log, public
+from api.limits import BodyLimits
+from api.openapi import install_openapi
+from api.routes import documents, health, log, public, writes
+from ledger.application import LedgerApplication
 from ledger.keys import ConfigurationError, load_signer
 from ledger.proofs import TileCache
 from ledger.settings import Settings
 from ledger.storage import open_reader
+from ledger.storage.side import SideStore
 from projections import all_views
 from projections.db import connect_views
 from projections.runner import Runner
@@ -34,6 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The write side. On SQLite it creates its tables; on PostgreSQL `ledger migrate`
+        # does that once, so that any number of replicas can start at the same time.
+        ledger = LedgerApplication(settings, create_tables=settings.backend == "sqlite")
+        app.state.ledger = ledger
+        app.state.side = SideStore(settings)
         readers = Readers(settings)
         app.state.readers = readers
         # The read models: create their tables, then keep them current in the background.
@@ -56,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             follower.log.close()
             app.state.read_models.close()
             readers.close()
+            app.state.side.close()
+            ledger.close()
 
     app = FastAPI(
         title="Open Policy Ledger",
@@ -67,8 +79,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.verifier_key = signer.verifier_key()
     app.state.tile_cache = TileCache()
+    app.state.rate_limiter = RateLimiter(settings.write_rate, settings.write_burst)
     install_problem_handlers(app)
+    app.add_middleware(
+        BodyLimits,
+        json_limit=settings.max_json_body,
+        document_limit=settings.max_document,
+        document_path="/documents",
+    )
     app.include_router(log.router)
     app.include_router(public.router)
+    app.include_router(documents.router)
+    app.include_router(writes.router)
     app.include_router(health.router)
+    install_openapi(app)
     return app

@@ -15,6 +15,7 @@ from ledger.errors import (
     LedgerError,
     NotFoundError,
     RuleViolationError,
+    StaleVersionError,
     StorageError,
 )
 
@@ -26,16 +27,31 @@ PROBLEM_JSON = "application/problem+json"
 class ProblemError(Exception):
     """An error to answer with problem details."""
 
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
+        self.headers = headers
         self.extra = extra
 
 
 def problem_response(
-    request: Request, status: int, title: str, detail: str, **extra: Any
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = {
         "type": "about:blank",
@@ -45,7 +61,9 @@ def problem_response(
         "instance": request.url.path,
         **extra,
     }
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = dict(headers or {})
+    if status == 503:
+        headers.setdefault("Retry-After", "5")
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -63,13 +81,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(request, exc.status, exc.title, exc.detail, **exc.extra)
+        return problem_response(
+            request, exc.status, exc.title, exc.detail, headers=exc.headers, **exc.extra
+        )
 
     @app.exception_handler(LedgerError)
     async def on_ledger_error(request: Request, exc: LedgerError) -> JSONResponse:
+        extra: dict[str, Any] = {}
+        if isinstance(exc, StaleVersionError):
+            extra["current_version"] = exc.current_version
         for kind, status, title in _STATUS:
             if isinstance(exc, kind):
-                return problem_response(request, status, title, str(exc))
+                if status == 400 and request.method not in ("GET", "HEAD"):
+                    # A write's content refused by the domain's checks.
+                    return problem_response(request, 422, "Invalid command", str(exc), **extra)
+                return problem_response(request, status, title, str(exc), **extra)
         return problem_response(request, 400, "Refused", str(exc))
 
     @app.exception_handler(RequestValidationError)
@@ -78,13 +104,35 @@ def install_problem_handlers(app: FastAPI) -> None:
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
             for e in exc.errors()
         ]
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return problem_response(
+                request, 400, "Malformed JSON", "the request body is not valid JSON"
+            )
+        if any(e["loc"][:1] == ["body"] for e in errors):
+            # A body that parses but does not fit the command (unknown or missing fields,
+            # wrong types): 422. Bad query, path or header parameters stay 400.
+            return problem_response(
+                request,
+                422,
+                "Invalid request body",
+                "the request body does not fit this command: "
+                + "; ".join(f"{'.'.join(e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors),
+                errors=errors,
+            )
         return problem_response(
             request, 400, "Invalid request", "the request's parameters are invalid", errors=errors
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(request, exc.status_code, str(exc.detail), str(exc.detail))
+        title, _, detail = str(exc.detail).partition(": ")
+        return problem_response(
+            request,
+            exc.status_code,
+            title,
+            detail or title,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

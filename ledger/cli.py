@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from ledger.actors import Actor
 from ledger.errors import InvalidInputError, LedgerError, StorageError
 from ledger.settings import Settings
 
@@ -201,10 +202,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         if not args.quiet:
             _out(f"Recording the demo process into {settings.describe_store()} …")
         summary = record_demo(app, progress=say)
-        documents = settings.data_dir / "documents"
-        documents.mkdir(parents=True, exist_ok=True)
-        for digest, content in summary.documents.items():
-            (documents / digest).write_bytes(content)
     finally:
         app.close()
     reader = open_reader(settings)
@@ -270,7 +267,6 @@ def _read_payload(raw: str | None) -> dict[str, Any]:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from ledger.actors import Actor
     from ledger.application import COMMANDS, LedgerApplication
 
     if args.command not in COMMANDS:
@@ -331,17 +327,133 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
 
     settings = _settings(args)
+    tokens: list[tuple[str, str]] = []
     if args.demo:
         data_dir = Path(args.data_dir or "ledger-demo")
         demo_args = argparse.Namespace(data_dir=str(data_dir), database_url=None, quiet=True)
         _cmd_demo(demo_args)
         settings = Settings(data_dir=data_dir, demo=True)
-    app = create_app(settings)
-    _out(
-        f"Open Policy Ledger serving {settings.describe_store()} at http://{args.host}:{args.port}/"
+        tokens = _demo_tokens(settings)
+    app = create_app(settings)  # fails here, before printing a URL, if misconfigured
+    base = f"http://{args.host}:{args.port}"
+    _out(f"Open Policy Ledger serving {settings.describe_store()} at {base}/")
+    _out(f"  API documentation:  {base}/docs")
+    _out(f"  proposals:          {base}/proposals")
+    _out(f"  latest checkpoint:  {base}/checkpoint")
+    for role, token in tokens:
+        _out(f"  demo {role} token: {token}")
+    if args.workers > 1:
+        # Each worker process builds its own app from the environment.
+        os.environ.update(_settings_env(settings))
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            workers=args.workers,
+        )
+    else:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
+def _settings_env(settings: Settings) -> dict[str, str]:
+    """LEDGER_* variables that reproduce ``settings`` in another process."""
+    env = {
+        "LEDGER_DATA_DIR": str(settings.data_dir),
+        "LEDGER_LOG_NAME": settings.log_name,
+        "LEDGER_PG_SCHEMA": settings.pg_schema,
+        "LEDGER_DEMO": "1" if settings.demo else "0",
+    }
+    if settings.database_url:
+        env["LEDGER_DATABASE_URL"] = settings.database_url
+    if settings.signing_key_file:
+        env["LEDGER_SIGNING_KEY_FILE"] = str(settings.signing_key_file)
+    if settings.signing_key:
+        env["LEDGER_SIGNING_KEY"] = settings.signing_key.get_secret_value()
+    return env
+
+
+def _demo_tokens(settings: Settings) -> list[tuple[str, str]]:
+    """Issue a token per role for trying the write API on the demo (printed, never stored)."""
+    from ledger.application import LedgerApplication
+    from ledger.demo import demo_id
+
+    app = LedgerApplication(settings)
+    try:
+        org = demo_id("organisation", "cabinet-office")
+        actor = Actor("ledger-admin", "admin", str(org))
+        return [
+            (
+                role,
+                app.issue_token(
+                    principal=f"demo-{role}", org=str(org), role=role, note="demo", actor=actor
+                )[1],
+            )
+            for role in ("recorder", "publisher", "admin")
+        ]
+    finally:
+        app.close()
+
+
+# tokens ------------------------------------------------------------------------------------
+
+
+def _cli_actor(args: argparse.Namespace) -> Actor:
+    import getpass
+
+    return Actor(args.by or f"{getpass.getuser()}@cli", "admin", args.by_org or "")
+
+
+def _cmd_tokens_create(args: argparse.Namespace) -> int:
+    from ledger.application import LedgerApplication
+
+    app = LedgerApplication(_settings(args))
+    try:
+        receipt, token = app.issue_token(
+            principal=args.name,
+            org=args.org,
+            role=args.role,
+            note=args.note,
+            actor=_cli_actor(args),
+        )
+    finally:
+        app.close()
+    sys.stderr.write(
+        f"ledger tokens: issued token {receipt.subject_id} to {args.name} ({args.role}) at "
+        f"log index {receipt.index}. It is shown once; only a salted hash is kept.\n"
     )
-    _out(f"  latest checkpoint: http://{args.host}:{args.port}/checkpoint")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    _out(token)
+    return EXIT_OK
+
+
+def _cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    from ledger.application import LedgerApplication
+
+    app = LedgerApplication(_settings(args))
+    try:
+        receipt = app.revoke_token(args.token_id, reason=args.reason, actor=_cli_actor(args))
+    finally:
+        app.close()
+    _out(f"ledger tokens: revoked {args.token_id} at log index {receipt.index}")
+    return EXIT_OK
+
+
+def _cmd_tokens_list(args: argparse.Namespace) -> int:
+    from ledger.storage.side import SideStore
+
+    side = SideStore(_settings(args))
+    try:
+        tokens = side.tokens()
+    finally:
+        side.close()
+    for t in tokens:
+        state = f"revoked at {t.revoked_index}" if t.revoked_index is not None else "active"
+        _out(
+            f"{t.token_id}  {t.role:<9}  {t.principal}  org={t.org or '-'}  "
+            f"issued at {t.issued_index}  {state}"
+        )
     return EXIT_OK
 
 
@@ -364,7 +476,6 @@ def _cmd_keys_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from ledger.actors import Actor
     from ledger.application import LedgerApplication
     from ledger.keys import parse_private_key
 
@@ -621,8 +732,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--demo", action="store_true", help="record the demo into a fresh dir first")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_cmd_serve)
+
+    tokens = sub.add_parser("tokens", help="officials' API tokens").add_subparsers(
+        dest="tokens_cmd", required=True, metavar="ACTION"
+    )
+    by = argparse.ArgumentParser(add_help=False)
+    by.add_argument("--by", help="who issues or revokes (default: <user>@cli)")
+    by.add_argument("--by-org", help="the issuer's organisation id")
+    p = tokens.add_parser(
+        "create", parents=[common, by], help="issue a token (printed once on stdout)"
+    )
+    p.add_argument("--name", required=True, help="the official (principal) who holds it")
+    p.add_argument("--org", default="", help="id of the organisation they act for")
+    p.add_argument("--role", required=True, choices=("recorder", "publisher", "admin"))
+    p.add_argument("--note", default="")
+    p.set_defaults(func=_cmd_tokens_create)
+    p = tokens.add_parser("revoke", parents=[common, by], help="revoke a token at once")
+    p.add_argument("token_id")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=_cmd_tokens_revoke)
+    p = tokens.add_parser("list", parents=[common], help="tokens issued (never their secrets)")
+    p.set_defaults(func=_cmd_tokens_list)
 
     keys = sub.add_parser("keys", help="the log's signing key").add_subparsers(
         dest="keys_cmd", required=True, metavar="ACTION"

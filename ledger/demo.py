@@ -24,6 +24,7 @@ from uuid import UUID, uuid5
 
 from ledger.actors import Actor
 from ledger.application import LedgerApplication, Receipt
+from ledger.storage.side import SideStore
 
 __all__ = ["DEMO_NAMESPACE", "DemoClock", "DemoSummary", "demo_id", "record_demo"]
 
@@ -230,6 +231,7 @@ class _Story:
         self.publications: dict[str, str] = {}
         self.meetings: dict[str, _Meeting] = {}
         self.documents: dict[str, bytes] = {}
+        self.side = SideStore(app.settings)
         self.entries = 0
         self.amendment_count = 0
         secretariat = self.orgs["cabinet-office"]
@@ -254,9 +256,11 @@ class _Story:
     def recorder_for(self, strand: str | None) -> Actor:
         return self.stats_secretary if strand == RS else self.secretariat
 
-    def store(self, document: bytes) -> tuple[str, int]:
+    def store(self, document: bytes, media_type: str = MARKDOWN) -> tuple[str, int]:
+        """Keep the document's bytes in the ledger's document store (as an upload does)."""
         sha = hashlib.sha256(document).hexdigest()
         self.documents[sha] = document
+        self.side.put_document(sha, media_type, document)
         return sha, len(document)
 
     def phase(self, when: datetime, phase_id: str, title: str, summary: str) -> None:
@@ -2231,4 +2235,5 @@ def record_demo(
     story.consultation()
     story.legislation()
     story.chapter(f"Done: {story.entries} entries recorded.")
+    story.side.close()
     return story.summary()

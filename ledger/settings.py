@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     # Witnesses to submit every checkpoint to: a JSON list of {"url": …, "key": <vkey>}.
     witnesses: list[WitnessConfig] = []
     witness_timeout: float = 5.0
+    # The HTTP API: body limits (bytes) and each token's write budget (writes a second, burst).
+    max_json_body: int = 1_048_576
+    max_document: int = 26_214_400
+    write_rate: float = 20.0
+    write_burst: int = 100
 
     @property
     def backend(self) -> Literal["sqlite", "postgresql"]:

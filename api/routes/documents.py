@@ -1,0 +1,198 @@
+"""Documents: uploaded by officials, stored by SHA-256, downloaded by the public.
+
+An official uploads the exact bytes first (``POST /documents``, the body is the document,
+``Content-Type`` its media type) and then records a publication or minutes naming the
+hash. The public downloads a publication's document; ``ETag`` is its SHA-256, so anyone can
+check the bytes they got are the bytes the log recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import ORJSONResponse, Response
+
+from api.auth import UPLOAD, Principal, authenticate
+from api.errors import ProblemError
+from api.routes.writes import WRITE_RESPONSES
+from ledger.storage.side import SideStore
+from projections.reader import ReadModels
+
+__all__ = ["MEDIA_TYPES", "router"]
+
+router = APIRouter(tags=["documents"])
+
+# What may be published. HTML is served as an attachment in a sandbox, never rendered inline.
+MEDIA_TYPES = frozenset(
+    {
+        "application/pdf",
+        "application/json",
+        "application/xml",
+        "application/zip",
+        "application/msword",
+        "application/vnd.oasis.opendocument.text",
+        "application/vnd.oasis.opendocument.spreadsheet",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/octet-stream",
+        "text/plain",
+        "text/markdown",
+        "text/csv",
+        "text/html",
+        "image/png",
+        "image/jpeg",
+        "image/svg+xml",
+    }
+)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _upload_official(request: Request) -> Principal:
+    return authenticate(request, UPLOAD)
+
+
+@router.post(
+    "/documents",
+    status_code=201,
+    summary="Upload a document's exact bytes (before publishing it)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(MEDIA_TYPES)
+            },
+        }
+    },
+    responses={
+        201: {
+            "description": "Stored (or already stored: the same bytes are kept once)",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["sha256", "size", "media_type", "created"],
+                        "properties": {
+                            "sha256": {"type": "string"},
+                            "size": {"type": "integer"},
+                            "media_type": {"type": "string"},
+                            "created": {"type": "boolean"},
+                        },
+                    }
+                }
+            },
+        },
+        **WRITE_RESPONSES,
+    },
+)
+async def upload(
+    request: Request,
+    _who: Annotated[Principal, Depends(_upload_official)],
+    sha256: Annotated[
+        str | None,
+        Query(pattern="^[0-9a-f]{64}$", description="the SHA-256 you expect: checked"),
+    ] = None,
+) -> ORJSONResponse:
+    media_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if media_type not in MEDIA_TYPES:
+        raise ProblemError(
+            415,
+            "Unsupported media type",
+            f"documents may be one of: {', '.join(sorted(MEDIA_TYPES))} (got {media_type!r})",
+        )
+    content = await request.body()
+    if not content:
+        raise ProblemError(422, "Empty document", "the request body is the document: it is empty")
+    digest = hashlib.sha256(content).hexdigest()
+    if sha256 is not None and sha256 != digest:
+        raise ProblemError(
+            422,
+            "Digest mismatch",
+            f"the bytes received hash to {digest}, not {sha256}: nothing was stored",
+        )
+    side: SideStore = request.app.state.side
+    created = side.put_document(digest, media_type, content)
+    return ORJSONResponse(
+        {"sha256": digest, "size": len(content), "media_type": media_type, "created": created},
+        status_code=201,
+        headers={"Location": f"/documents/{digest}", "ETag": f'"{digest}"'},
+    )
+
+
+def _serve(request: Request, sha256: str, filename: str) -> Response:
+    etag = f'"{sha256}"'
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    side: SideStore = request.app.state.side
+    found = side.document(sha256)
+    if found is None or found.content is None:
+        raise ProblemError(404, "Not found", f"the ledger holds no document {sha256}")
+    return Response(
+        found.content,
+        media_type=found.media_type,
+        headers={
+            "ETag": etag,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Cache-Control": "public, max-age=31536000, immutable",
+        },
+    )
+
+
+_DOWNLOAD: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The document's bytes; ETag is their SHA-256",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    304: {"description": "Not modified (If-None-Match matched the SHA-256)"},
+}
+
+
+@router.get(
+    "/documents/{sha256}",
+    summary="An uploaded document (officials: published or not)",
+    responses={
+        **_DOWNLOAD,
+        **{k: v for k, v in WRITE_RESPONSES.items() if k in (400, 401, 403, 404)},
+    },
+)
+def official_download(
+    sha256: str, request: Request, _who: Annotated[Principal, Depends(_upload_official)]
+) -> Response:
+    if not _SHA256.match(sha256):
+        raise ProblemError(400, "Invalid SHA-256", "use 64 lowercase hex digits")
+    return _serve(request, sha256, sha256)
+
+
+def _models(request: Request) -> ReadModels:
+    models: ReadModels = request.app.state.read_models.get()
+    return models
+
+
+@router.get(
+    "/publications/{publication_id}/document",
+    tags=["public"],
+    summary="Download a publication's document (ETag = the SHA-256 in the log)",
+    responses={
+        **_DOWNLOAD,
+        404: WRITE_RESPONSES[404],
+        410: {**WRITE_RESPONSES[404], "description": "The publication was withdrawn"},
+    },
+)
+def download(publication_id: str, request: Request) -> Response:
+    models = _models(request)
+    record = models.publication(publication_id)
+    if record is None:
+        raise ProblemError(404, "Not found", f"no publication {publication_id!r}")
+    if record.get("state") == "withdrawn":
+        raise ProblemError(
+            410,
+            "Withdrawn",
+            f"this publication was withdrawn: {record.get('reason') or 'no reason given'}",
+        )
+    sha256 = str(record["sha256"])
+    return _serve(request, sha256, f"{publication_id}-{sha256[:12]}")

@@ -1,0 +1,736 @@
+"""Officials' writes: one endpoint per domain command, each answering a receipt.
+
+Every write needs a bearer token whose role allows it (recorder: the process, organisations,
+proposals and meetings; publisher: publications; admin: everything, and corrections and
+tokens). Bodies are JSON objects with exactly the fields listed: an unknown field is a 422.
+Every answer is the receipt of the one entry the write appended — its index, entry hash and
+bytes, the signed checkpoint committed with it and the inclusion proof in that checkpoint —
+with ``ETag`` the record's new version (send it back as ``If-Match`` on the next change).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import ADMIN, PUBLISH, RECORD, Principal, authenticate
+from api.errors import ProblemError
+from api.writing import receipt_response, run_write
+from ledger.actors import Actor
+from ledger.application import LedgerApplication
+from ledger.storage.side import SideStore
+
+__all__ = ["WRITE_RESPONSES", "ReceiptOut", "router"]
+
+router = APIRouter(tags=["officials"])
+
+Text = Annotated[str, Field(max_length=20_000)]
+Short = Annotated[str, Field(max_length=500)]
+Id = Annotated[str, Field(max_length=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InclusionProof(BaseModel):
+    tree_size: int
+    hashes: list[str]
+
+
+class Subject(BaseModel):
+    id: str
+    kind: str
+    version: int
+
+
+class ReceiptOut(BaseModel):
+    """The receipt of a write: the entry, the checkpoint that covers it, and the proof."""
+
+    index: int
+    entry_hash: str = Field(description="SHA-256 of the entry bytes, hex")
+    entry: str = Field(description="the entry's canonical JSON, verbatim")
+    checkpoint: str = Field(description="the C2SP signed note committed with the entry")
+    inclusion_proof: InclusionProof
+    type: str
+    subject: Subject
+    as_of_index: int
+
+
+class TokenOut(ReceiptOut):
+    token: str = Field(description="the API token: shown once, never stored")
+    token_id: str
+
+
+def _official(roles: frozenset[str]) -> Any:
+    def dependency(request: Request) -> Principal:
+        return authenticate(request, roles)
+
+    return Depends(dependency)
+
+
+Recorder = Annotated[Principal, _official(RECORD)]
+Publisher = Annotated[Principal, _official(PUBLISH)]
+Admin = Annotated[Principal, _official(ADMIN)]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+
+
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("Malformed header (If-Match, Idempotency-Key) or parameter"),
+    401: _problem("No token, not a token, or a revoked token"),
+    403: _problem("The token's role may not do this"),
+    404: _problem("A record the command names does not exist"),
+    409: _problem("The record changed: If-Match names an older version, or a race was lost"),
+    413: _problem("The body is larger than the limit"),
+    415: _problem("The body is not application/json"),
+    422: _problem("The body does not fit the command, or the process rules refuse it"),
+    429: _problem("This token's write budget is spent; see Retry-After"),
+    503: _problem("The ledger store is unavailable; nothing was recorded"),
+}
+CREATED: dict[int | str, dict[str, Any]] = {
+    201: {"model": ReceiptOut, "description": "Recorded; Location names the new record"}
+}
+CHANGED: dict[int | str, dict[str, Any]] = {200: {"model": ReceiptOut, "description": "Recorded"}}
+
+
+def _body(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+# process -----------------------------------------------------------------------------------
+
+
+class ProcessIn(Strict):
+    title: Short
+    summary: Text = ""
+    id: UUID | None = None
+
+
+class StrandIn(Strict):
+    strand_id: Id
+    title: Short
+    summary: Text = ""
+
+
+class PhaseIn(Strict):
+    phase_id: Id
+    title: Short
+    summary: Text = ""
+
+
+@router.post(
+    "/processes",
+    status_code=201,
+    responses={**CREATED, **WRITE_RESPONSES},
+    summary="Start recording a policy process",
+)
+def start_process(body: ProcessIn, request: Request, who: Recorder) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
+        return app.start_process(title=body.title, summary=body.summary, actor=actor, id=body.id)
+
+    return run_write(request, who, command, body=_body(body), created="/processes")
+
+
+@router.post(
+    "/processes/{process_id}/strands",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Add a policy strand",
+)
+def add_strand(process_id: Id, body: StrandIn, request: Request, who: Recorder) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.add_strand(
+            process_id,
+            strand_id=body.strand_id,
+            title=body.title,
+            summary=body.summary,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/processes/{process_id}/phases",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Move the process into a new phase",
+)
+def start_phase(process_id: Id, body: PhaseIn, request: Request, who: Recorder) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.start_phase(
+            process_id,
+            phase_id=body.phase_id,
+            title=body.title,
+            summary=body.summary,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+# organisations -----------------------------------------------------------------------------
+
+
+class OrganisationIn(Strict):
+    name: Short
+    org_kind: Id
+    id: UUID | None = None
+
+
+class MembershipIn(Strict):
+    process_id: Id
+    group: Short
+    role: Short = "member"
+
+
+class MembershipEndIn(Strict):
+    process_id: Id
+    group: Short
+    reason: Text = ""
+
+
+@router.post(
+    "/organisations",
+    status_code=201,
+    responses={**CREATED, **WRITE_RESPONSES},
+    summary="Register a participating organisation",
+)
+def register_organisation(body: OrganisationIn, request: Request, who: Recorder) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
+        return app.register_organisation(
+            name=body.name, org_kind=body.org_kind, actor=actor, id=body.id
+        )
+
+    return run_write(request, who, command, body=_body(body), created="/organisations")
+
+
+@router.post(
+    "/organisations/{organisation_id}/memberships",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="An organisation joins a strand or group",
+)
+def add_membership(
+    organisation_id: Id, body: MembershipIn, request: Request, who: Recorder
+) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.add_membership(
+            organisation_id,
+            process_id=body.process_id,
+            group=body.group,
+            role=body.role,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/organisations/{organisation_id}/memberships/end",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="An organisation leaves a strand or group",
+)
+def end_membership(
+    organisation_id: Id, body: MembershipEndIn, request: Request, who: Recorder
+) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.end_membership(
+            organisation_id,
+            process_id=body.process_id,
+            group=body.group,
+            reason=body.reason,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+# proposals ---------------------------------------------------------------------------------
+
+
+class SectionIn(Strict):
+    id: Id
+    heading: Short = ""
+    text: Text = ""
+
+
+class ChangeIn(Strict):
+    op: Annotated[str, Field(pattern="^(replace|insert|delete)$")]
+    section_id: Id
+    after: Id | None = None
+    heading: Short | None = None
+    text: Text | None = None
+
+
+class ProposalIn(Strict):
+    process_id: Id
+    strand_id: Id
+    title: Short
+    sections: Annotated[list[SectionIn], Field(min_length=1, max_length=500)]
+    sponsor_org: Id
+    meeting_id: Id | None = None
+    id: UUID | None = None
+
+
+class AmendmentIn(Strict):
+    base_version: int = Field(ge=1, description="the text version the changes are against")
+    changes: Annotated[list[ChangeIn], Field(min_length=1, max_length=500)]
+    rationale: Text = ""
+    proposer_org: Id
+    meeting_id: Id | None = None
+
+
+class DecisionIn(Strict):
+    decision: Id
+    consensus: Id
+    dissenting_orgs: Annotated[list[Id], Field(max_length=500)] = []
+    meeting_id: Id | None = None
+    note: Text = ""
+
+
+class RevisionIn(Strict):
+    base_version: int = Field(ge=1, description="the current text version being revised")
+    amendment_ids: Annotated[list[Id], Field(max_length=500)] = []
+    sections: Annotated[list[SectionIn], Field(min_length=1, max_length=500)] | None = None
+    note: Text = ""
+    meeting_id: Id | None = None
+
+
+class StatusIn(Strict):
+    new_status: Id
+    reason: Text = ""
+    superseded_by: Id | None = None
+
+
+class LegislativeOutcomeIn(Strict):
+    legislation: Short
+    provision: Short = ""
+    note: Text = ""
+
+
+def _changes(changes: list[ChangeIn]) -> list[dict[str, str]]:
+    return [{k: v for k, v in c.model_dump().items() if v is not None} for c in changes]
+
+
+@router.post(
+    "/proposals",
+    status_code=201,
+    responses={**CREATED, **WRITE_RESPONSES},
+    summary="Table a proposal (text version 1)",
+)
+def table_proposal(body: ProposalIn, request: Request, who: Recorder) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
+        return app.table_proposal(
+            process_id=body.process_id,
+            strand_id=body.strand_id,
+            title=body.title,
+            sections=[s.model_dump() for s in body.sections],
+            sponsor_org=body.sponsor_org,
+            meeting_id=body.meeting_id,
+            actor=actor,
+            id=body.id,
+        )
+
+    return run_write(request, who, command, body=_body(body), created="/proposals")
+
+
+@router.post(
+    "/proposals/{proposal_id}/amendments",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Propose an amendment against a named text version",
+)
+def propose_amendment(
+    proposal_id: Id, body: AmendmentIn, request: Request, who: Recorder
+) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.propose_amendment(
+            proposal_id,
+            base_version=body.base_version,
+            changes=_changes(body.changes),
+            rationale=body.rationale,
+            proposer_org=body.proposer_org,
+            meeting_id=body.meeting_id,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/proposals/{proposal_id}/amendments/{amendment_id}/decision",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Decide an amendment: consensus state and dissent",
+)
+def decide_amendment(
+    proposal_id: Id, amendment_id: Id, body: DecisionIn, request: Request, who: Recorder
+) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.decide_amendment(
+            proposal_id,
+            amendment_id=amendment_id,
+            decision=body.decision,
+            consensus=body.consensus,
+            dissenting_orgs=body.dissenting_orgs,
+            meeting_id=body.meeting_id,
+            note=body.note,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/proposals/{proposal_id}/revisions",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Consolidate agreed amendments into the next text version",
+)
+def revise_proposal(
+    proposal_id: Id, body: RevisionIn, request: Request, who: Recorder
+) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.revise_proposal(
+            proposal_id,
+            base_version=body.base_version,
+            amendment_ids=body.amendment_ids,
+            sections=None if body.sections is None else [s.model_dump() for s in body.sections],
+            note=body.note,
+            meeting_id=body.meeting_id,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/proposals/{proposal_id}/status",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Move a proposal to a new status",
+)
+def change_status(
+    proposal_id: Id, body: StatusIn, request: Request, who: Recorder
+) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.change_proposal_status(
+            proposal_id,
+            new_status=body.new_status,
+            reason=body.reason,
+            superseded_by=body.superseded_by,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/proposals/{proposal_id}/legislative-outcomes",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Link the legislation that carried a proposal",
+)
+def link_legislative_outcome(
+    proposal_id: Id, body: LegislativeOutcomeIn, request: Request, who: Recorder
+) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.link_legislative_outcome(
+            proposal_id,
+            legislation=body.legislation,
+            provision=body.provision,
+            note=body.note,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+# meetings ----------------------------------------------------------------------------------
+
+
+class MeetingIn(Strict):
+    process_id: Id
+    strand_id: Id | None = None
+    title: Short
+    starts_at: Annotated[str, Field(max_length=40, description="RFC 3339 time")]
+    disclosure: Id = "on_record"
+    convenor_org: Id
+    id: UUID | None = None
+
+
+class HeldIn(Strict):
+    attending_orgs: Annotated[list[Id], Field(max_length=1000)]
+    held_at: Annotated[str, Field(max_length=40, description="RFC 3339 time")]
+
+
+class OutcomeIn(Strict):
+    items: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=500)]
+
+
+class MinutesIn(Strict):
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] = Field(
+        description="SHA-256 of minutes already uploaded with POST /documents"
+    )
+
+
+@router.post(
+    "/meetings",
+    status_code=201,
+    responses={**CREATED, **WRITE_RESPONSES},
+    summary="Schedule a meeting with its disclosure mode",
+)
+def schedule_meeting(body: MeetingIn, request: Request, who: Recorder) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
+        return app.schedule_meeting(
+            process_id=body.process_id,
+            strand_id=body.strand_id,
+            title=body.title,
+            starts_at=body.starts_at,
+            disclosure=body.disclosure,
+            convenor_org=body.convenor_org,
+            actor=actor,
+            id=body.id,
+        )
+
+    return run_write(request, who, command, body=_body(body), created="/meetings")
+
+
+@router.post(
+    "/meetings/{meeting_id}/held",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Record that a meeting took place, and who attended",
+)
+def meeting_held(meeting_id: Id, body: HeldIn, request: Request, who: Recorder) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.record_meeting_held(
+            meeting_id,
+            attending_orgs=body.attending_orgs,
+            held_at=body.held_at,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/meetings/{meeting_id}/outcomes",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Record a meeting's decisions, actions, agreements and options",
+)
+def meeting_outcome(
+    meeting_id: Id, body: OutcomeIn, request: Request, who: Recorder
+) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.record_meeting_outcome(
+            meeting_id, items=body.items, actor=actor, expected_version=expected
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+def _document(request: Request, sha256: str) -> tuple[int, str]:
+    side: SideStore = request.app.state.side
+    found = side.document(sha256, content=False)
+    if found is None:
+        raise ProblemError(
+            422,
+            "Unknown document",
+            f"no uploaded document has SHA-256 {sha256}: upload it with POST /documents first",
+        )
+    return found.size, found.media_type
+
+
+@router.post(
+    "/meetings/{meeting_id}/minutes",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Record the agreed minutes (uploaded first) by their SHA-256",
+)
+def agree_minutes(
+    meeting_id: Id, body: MinutesIn, request: Request, who: Recorder
+) -> ORJSONResponse:
+    size, media_type = _document(request, body.sha256)
+
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.agree_minutes(
+            meeting_id,
+            sha256=body.sha256,
+            size=size,
+            media_type=media_type,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+# publications ------------------------------------------------------------------------------
+
+
+class PublicationIn(Strict):
+    process_id: Id
+    pub_kind: Id
+    title: Short
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] = Field(
+        description="SHA-256 of the document already uploaded with POST /documents"
+    )
+    proposal_ids: Annotated[list[Id], Field(max_length=500)] = []
+    meeting_ids: Annotated[list[Id], Field(max_length=500)] = []
+    id: UUID | None = None
+
+
+class WithdrawalIn(Strict):
+    reason: Text
+
+
+class SupersessionIn(Strict):
+    superseded_by: Id
+    reason: Text = ""
+
+
+@router.post(
+    "/publications",
+    status_code=201,
+    responses={**CREATED, **WRITE_RESPONSES},
+    summary="Publish an uploaded document: its hash, size and type are recorded",
+)
+def publish(body: PublicationIn, request: Request, who: Publisher) -> ORJSONResponse:
+    size, media_type = _document(request, body.sha256)
+
+    def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
+        return app.publish(
+            process_id=body.process_id,
+            pub_kind=body.pub_kind,
+            title=body.title,
+            sha256=body.sha256,
+            size=size,
+            media_type=media_type,
+            proposal_ids=body.proposal_ids,
+            meeting_ids=body.meeting_ids,
+            actor=actor,
+            id=body.id,
+        )
+
+    return run_write(request, who, command, body=_body(body), created="/publications")
+
+
+@router.post(
+    "/publications/{publication_id}/withdrawal",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Withdraw a publication (its record and hash stay in the log)",
+)
+def withdraw(
+    publication_id: Id, body: WithdrawalIn, request: Request, who: Publisher
+) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.withdraw_publication(
+            publication_id, reason=body.reason, actor=actor, expected_version=expected
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/publications/{publication_id}/supersession",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Mark a publication superseded by a later one",
+)
+def supersede(
+    publication_id: Id, body: SupersessionIn, request: Request, who: Publisher
+) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.supersede_publication(
+            publication_id,
+            superseded_by=body.superseded_by,
+            reason=body.reason,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+# corrections and tokens (admin) --------------------------------------------------------------
+
+
+class CorrectionIn(Strict):
+    corrects_index: int = Field(ge=0)
+    reason: Text
+    correction: dict[str, Any]
+    id: UUID | None = None
+
+
+class TokenIn(Strict):
+    principal: Short
+    org: Id = ""
+    role: Annotated[str, Field(pattern="^(recorder|publisher|admin)$")]
+    note: Text = ""
+
+
+class RevocationIn(Strict):
+    reason: Text
+
+
+@router.post(
+    "/corrections",
+    status_code=201,
+    responses={**CREATED, **WRITE_RESPONSES},
+    summary="Correct an earlier entry by a new entry pointing at it",
+)
+def correct(body: CorrectionIn, request: Request, who: Admin) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
+        return app.record_correction(
+            corrects_index=body.corrects_index,
+            reason=body.reason,
+            correction=body.correction,
+            actor=actor,
+            id=body.id,
+        )
+
+    return run_write(request, who, command, body=_body(body), created="/corrections")
+
+
+@router.post(
+    "/tokens",
+    status_code=201,
+    responses={201: {"model": TokenOut, "description": "Issued"}, **WRITE_RESPONSES},
+    summary="Issue an official an API token (shown once)",
+)
+def issue_token(body: TokenIn, request: Request, who: Admin) -> ORJSONResponse:
+    app: LedgerApplication = request.app.state.ledger
+    receipt, token = app.issue_token(
+        principal=body.principal, org=body.org, role=body.role, note=body.note, actor=who.actor
+    )
+    # Not idempotent by key: a replay could not show the secret again.
+    return receipt_response(
+        receipt, status=201, extra={"token": token, "token_id": receipt.subject_id}
+    )
+
+
+@router.post(
+    "/tokens/{token_id}/revocation",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Revoke an API token (at once, on every replica)",
+)
+def revoke_token(token_id: Id, body: RevocationIn, request: Request, who: Admin) -> ORJSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.revoke_token(
+            token_id, reason=body.reason, actor=actor, expected_version=expected
+        )
+
+    return run_write(request, who, command, body=_body(body))

@@ -1,0 +1,148 @@
+"""How every write runs: authenticate, precondition, idempotency, command, receipt.
+
+* ``If-Match: "<version>"`` (or ``expected_version`` where a command has no other version)
+  makes the command act only on that version of its record; otherwise a 409 names the
+  current version. Without it, a write that raced another on the same record is re-decided
+  on the newer state (up to a few times) — the domain's rules are checked again each time.
+* ``Idempotency-Key``: the first write with a key records the key in the same transaction
+  as its entry; a retry (same token, same key, same request) writes nothing and gets the
+  first receipt back (``Idempotent-Replayed: true``); the same key with a different request
+  is a 422.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import ORJSONResponse
+
+from api.auth import Principal
+from api.errors import ProblemError
+from ledger.actors import Actor
+from ledger.application import LedgerApplication, Receipt
+from ledger.errors import ConcurrentWriteError
+from ledger.storage.side import SideStore
+
+__all__ = ["Command", "receipt_response", "run_write"]
+
+Command = Callable[[LedgerApplication, Actor, int | None], Receipt]
+
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+_RETRIES = 5
+
+
+def _if_match(request: Request) -> int | None:
+    value = request.headers.get("if-match")
+    if value is None or value.strip() == "*":
+        return None
+    found = _ETAG.match(value)
+    if found is None:
+        raise ProblemError(
+            400,
+            "Invalid If-Match",
+            f'If-Match must be the version the change acts on, like "3" (got {value!r})',
+        )
+    return int(found.group(1))
+
+
+def receipt_response(
+    receipt: Receipt,
+    *,
+    status: int,
+    location: str | None = None,
+    replayed: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> ORJSONResponse:
+    fields = receipt.fields
+    body = {
+        **receipt.as_dict(),
+        "type": fields["type"],
+        "subject": fields["subject"],
+        "as_of_index": receipt.index,
+        **(extra or {}),
+    }
+    headers = {
+        "ETag": f'"{fields["subject"]["version"]}"',
+        "X-Ledger-Index": str(receipt.index),
+    }
+    if location:
+        headers["Location"] = location
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return ORJSONResponse(body, status_code=status, headers=headers)
+
+
+def _fingerprint(request: Request, body: Any) -> str:
+    payload = orjson.dumps(body, option=orjson.OPT_SORT_KEYS) if body is not None else b""
+    return hashlib.sha256(
+        request.method.encode() + b" " + request.url.path.encode() + b"\n" + payload
+    ).hexdigest()
+
+
+def run_write(
+    request: Request,
+    principal: Principal,
+    command: Command,
+    *,
+    body: Any,
+    created: str | None = None,
+) -> ORJSONResponse:
+    """Run ``command`` for ``principal`` with the request's preconditions; answer a receipt.
+
+    ``created`` (a kind's path, like ``/proposals``) makes a 201 with a Location to the new
+    record; other writes answer 200.
+    """
+    app: LedgerApplication = request.app.state.ledger
+    side: SideStore = request.app.state.side
+    expected = _if_match(request)
+    status = 201 if created else 200
+
+    def respond(receipt: Receipt, replayed: bool = False) -> ORJSONResponse:
+        location = f"{created}/{receipt.subject_id}" if created else None
+        return receipt_response(receipt, status=status, location=location, replayed=replayed)
+
+    key = request.headers.get("idempotency-key")
+    fingerprint = _fingerprint(request, body)
+    if key is not None:
+        if not _KEY.match(key):
+            raise ProblemError(400, "Invalid Idempotency-Key", "use 1–200 visible ASCII characters")
+
+        def replay() -> ORJSONResponse | None:
+            earlier = side.idempotent(principal.token_id, key)
+            if earlier is None:
+                return None
+            if earlier.fingerprint != fingerprint:
+                raise ProblemError(
+                    422,
+                    "Idempotency-Key reused",
+                    "this Idempotency-Key was used for a different request; use a new key",
+                    first_index=earlier.index,
+                )
+            return respond(app.receipt_for(earlier.index, earlier.tree_size), replayed=True)
+
+        answer = replay()
+        if answer is not None:
+            return answer
+    for attempt in range(_RETRIES):
+        try:
+            if key is not None:
+                with app.idempotent(principal.token_id, key, fingerprint):
+                    receipt = command(app, principal.actor, expected)
+            else:
+                receipt = command(app, principal.actor, expected)
+        except ConcurrentWriteError:
+            if key is not None:
+                answer = replay()  # the same key, retried concurrently, may have won
+                if answer is not None:
+                    return answer
+            if expected is not None or attempt == _RETRIES - 1:
+                raise
+            continue
+        return respond(receipt)
+    raise AssertionError("unreachable")  # pragma: no cover
