@@ -59,6 +59,7 @@ from ledger.errors import (
     StaleVersionError,
     StorageError,
 )
+from ledger.groupcommit import Committed, GroupCommitter
 from ledger.keys import ConfigurationError, load_signer, publisher_for
 from ledger.proofs import ProofBuilder, TileCache
 from ledger.sequencer import Sealed, SideRow
@@ -138,6 +139,7 @@ class LedgerApplication(Application[UUID]):
         self._reader: LogReader | None = None
         self._reader_lock = threading.Lock()
         self._tiles = TileCache()
+        self._committer = GroupCommitter(self._put, max_batch=self.settings.group_commit_max)
         self._witnessed: dict[str, int] = {}  # witness URL → size it last cosigned
         signer = load_signer(self.settings)
         if signer is None:
@@ -183,9 +185,21 @@ class LedgerApplication(Application[UUID]):
         finally:
             _IDEMPOTENCY.reset(token)
 
-    def _commit(self, *aggregates: LedgerAggregate, side: Sequence[SideRow] = ()) -> Receipt:
+    def _put(self, events: list[Any], rows: list[SideRow]) -> Sealed:
+        """One write transaction: the event rows, their entries, the tree and checkpoint."""
         sealed_batches: list[Sealed] = []
+        # EventStore.put, not Application.save: the same write, without save()'s runtime
+        # Protocol checks, snapshots and notifications, none of which we use.
+        self.events.put(events, sequenced=sealed_batches, side_rows=rows)
+        (sealed,) = sealed_batches
+        return sealed
+
+    def _commit(
+        self, *aggregates: LedgerAggregate, side: Sequence[SideRow] = (), alone: bool = False
+    ) -> Receipt:
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        if len(events) != 1:
+            raise RuleViolationError("a command must record exactly one entry")
         rows = list(side)
         idempotency = _IDEMPOTENCY.get()
         if idempotency is not None:
@@ -204,9 +218,10 @@ class LedgerApplication(Application[UUID]):
                 )
             )
         try:
-            # EventStore.put, not Application.save: the same write, without save()'s
-            # runtime Protocol checks, snapshots and notifications, none of which we use.
-            self.events.put(events, sequenced=sealed_batches, side_rows=rows)
+            if alone:
+                committed = Committed(self._put(events, rows), 0, len(events))
+            else:
+                committed = self._committer.commit(events, rows)
         except IntegrityError as exc:
             raise ConcurrentWriteError(
                 "another official changed this record at the same time; reload and retry"
@@ -217,11 +232,11 @@ class LedgerApplication(Application[UUID]):
             raise StorageError(
                 f"the ledger store refused the write ({exc}); has `ledger migrate` been run?"
             ) from exc
-        (sealed,) = sealed_batches
-        if len(sealed.entries) != 1 or sealed.checkpoint is None:
-            raise RuleViolationError("a command must record exactly one signed entry")
-        entry = sealed.entries[0]
-        proof = sealed.last_inclusion()
+        sealed = committed.sealed
+        if sealed.checkpoint is None:
+            raise StorageError("the store committed the entry without a checkpoint")
+        entry = sealed.entries[committed.offset]
+        proof = sealed.inclusion(committed.offset)
         checkpoint = self._witness(sealed.tree.size, sealed.checkpoint)
         return Receipt(
             entry.index,
@@ -242,6 +257,8 @@ class LedgerApplication(Application[UUID]):
         lines: list[str] = []
         for witness in self.settings.witnesses:
             old = self._witnessed.get(witness.url, 0)
+            if old >= size:
+                continue  # another command of the same batch has submitted this checkpoint
             for _ in range(2):  # the second try after a 409 told us the witness's size
                 proof = self.consistency_proof(min(old, size), size)
                 try:
@@ -874,7 +891,7 @@ class LedgerApplication(Application[UUID]):
             actor=actor,
             at=self.clock(),
         )
-        receipt = self._commit(rotation)
+        receipt = self._commit(rotation, alone=True)
         self.signer = new_signer
         self.recorder.publisher = publisher_for(self.settings, new_signer)  # type: ignore[attr-defined]
         return receipt

@@ -20,6 +20,7 @@ from eventsourcing.persistence import StoredEvent
 from ledger.envelope import SequencedEntry, sequence_entries
 from ledger.errors import ConflictError
 from ledger.integrate import Integrated, integrate
+from ledger.merkle import hash_children, largest_power_of_two_smaller_than, root_from_leaf_hashes
 
 __all__ = [
     "KEY_ROTATED",
@@ -70,15 +71,52 @@ class Sealed:
     key_id: bytes  # the log key for the checkpoints after this batch
     old_edge: list[bytes]  # the tree's right edge before this batch
 
-    def last_inclusion(self) -> list[bytes]:
-        """RFC 9162 inclusion proof of the batch's last entry in the new tree.
+    def inclusion(self, position: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of the batch's entry ``position`` in the new tree.
 
-        When one leaf is appended to a tree of size m, its audit path in the tree of size
-        m + 1 is exactly the old right edge, smallest subtree first: no read needed.
+        Computed from what the transaction already holds — the old right edge and the
+        batch's leaves — with no read: every subtree an audit path needs is either one of
+        the old edge's perfect subtrees, or lies (partly) inside the batch.
         """
-        if len(self.entries) != 1:
-            raise ValueError("only a single-entry batch has its proof in hand")
-        return list(reversed(self.old_edge))
+        count = len(self.entries)
+        if not 0 <= position < count:
+            raise ValueError(f"position {position} is not in a batch of {count}")
+        size = self.tree.size
+        old = size - count
+        known: dict[tuple[int, int], bytes] = {}
+        start = 0
+        for bit, root in zip(
+            (b for b in reversed([1 << i for i in range(old.bit_length())]) if old & b),
+            self.old_edge,
+            strict=True,
+        ):
+            known[(start, start + bit)] = root
+            start += bit
+        leaves = self.leaf_hashes
+
+        def subtree(lo: int, hi: int) -> bytes:
+            found = known.get((lo, hi))
+            if found is not None:
+                return found
+            if lo >= old:
+                return root_from_leaf_hashes(leaves[lo - old : hi - old])
+            if hi - lo == 1:
+                raise AssertionError("an audit path never needs an old leaf")  # pragma: no cover
+            k = largest_power_of_two_smaller_than(hi - lo)
+            return hash_children(subtree(lo, lo + k), subtree(lo + k, hi))
+
+        path: list[bytes] = []
+        lo, hi, m = 0, size, old + position
+        while hi - lo > 1:
+            k = largest_power_of_two_smaller_than(hi - lo)
+            if m < lo + k:
+                path.append(subtree(lo + k, hi))
+                hi = lo + k
+            else:
+                path.append(subtree(lo, lo + k))
+                lo += k
+        path.reverse()
+        return path
 
     @property
     def head(self) -> Head:
