@@ -50,6 +50,7 @@ from ledger.checkpoint import (
     add_signatures,
     verify_cosignatures,
 )
+from ledger.encoding import entry_hash
 from ledger.envelope import EntryMapper
 from ledger.errors import (
     ConcurrentWriteError,
@@ -303,17 +304,16 @@ class LedgerApplication(Application[UUID]):
     def receipt_for(self, index: int, tree_size: int) -> Receipt:
         """The receipt of an entry already committed, with the checkpoint it was given."""
 
-        def read(reader: LogReader) -> tuple[Any, tuple[int, bytes, str] | None]:
-            return list(reader.rows(index, index + 1)), reader.checkpoint(tree_size)
+        def read(reader: LogReader) -> tuple[list[bytes], tuple[int, bytes, str] | None]:
+            return reader.entries(index, index + 1), reader.checkpoint(tree_size)
 
-        rows, checkpoint = self._read(read)
-        if not rows or checkpoint is None:
+        found, checkpoint = self._read(read)
+        if not found or checkpoint is None:
             raise NotFoundError(f"no entry {index} in a checkpoint of size {tree_size}")
-        row = rows[0]
         return Receipt(
             index,
-            bytes(row[2]).hex(),
-            bytes(row[1]),
+            entry_hash(found[0]).hex(),
+            found[0],
             tree_size,
             checkpoint[2],
             tuple(self.inclusion_proof(index, tree_size)),

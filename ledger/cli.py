@@ -248,6 +248,9 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         raise StorageError(
             f"cannot create the schema at {settings.describe_store()}: {exc}"
         ) from exc
+    runner = _open_runner(settings)  # the read models' tables and tracking, too
+    runner.db.close()
+    runner.log.close()
     _out(f"ledger migrate: schema ready at {settings.describe_store()}")
     return EXIT_OK
 

@@ -62,6 +62,10 @@ class Runner:
     def setup(self) -> None:
         """Create tracking, the entry index and every view's tables (idempotent)."""
         with self.db.transaction() as db:
+            if db.dialect == "postgresql":
+                # CREATE … IF NOT EXISTS is not safe against itself running concurrently
+                # (several API workers starting at once): serialise it.
+                db.execute("SELECT pg_advisory_xact_lock(7461626)")
             db.execute(
                 f"CREATE TABLE IF NOT EXISTS {TRACKING} "
                 "(view TEXT PRIMARY KEY, position BIGINT NOT NULL)"
