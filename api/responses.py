@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi.responses import Response
+from fastapi import responses
 
 __all__ = ["JSONResponse"]
 
 
-class JSONResponse(Response):
+class JSONResponse(responses.JSONResponse):
     """``application/json`` rendered with orjson: fast, and strict about what JSON is."""
 
     media_type = "application/json"

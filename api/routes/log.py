@@ -11,8 +11,9 @@ import base64
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, Field
 
 from api.deps import ReaderDep
 from api.errors import ProblemError
@@ -27,6 +28,39 @@ MAX_ENTRIES_PER_RESPONSE = 1000
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 FRESH = {"Cache-Control": "no-cache"}
 _TILE_INDEX = re.compile(r"^((?:x\d{3}/)*)(\d{3})(?:\.p/(\d{1,3}))?$")
+
+
+MAX = 2**53  # no log is larger; bigger numbers are refused before they reach SQL
+Index = Annotated[int, Query(ge=0, le=MAX)]
+TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
+}
+BINARY: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The tile's bytes",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+class EntryOut(BaseModel):
+    index: int
+    entry: str = Field(description="the entry's canonical JSON, verbatim")
+    tree_size: int
+    inclusion_proof: list[str] = Field(description="RFC 9162 audit path, base64, leaf first")
+    checkpoint: str | None = Field(description="the signed checkpoint for tree_size")
+
+
+class InclusionOut(BaseModel):
+    index: int
+    size: int
+    proof: list[str]
+
+
+class ConsistencyOut(BaseModel):
+    old: int
+    new: int
+    proof: list[str]
 
 
 def _published_size(reader: LogReader) -> int:
@@ -48,7 +82,12 @@ def _b64(hashes: list[bytes]) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse, summary="Latest signed checkpoint")
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={**TEXT, 404: {"description": "Nothing recorded yet"}},  # noqa: RUF100
+    summary="Latest signed checkpoint",
+)
 def latest_checkpoint(reader: ReaderDep) -> Response:
     latest = reader.checkpoint()
     if latest is None:
@@ -59,9 +98,10 @@ def latest_checkpoint(reader: ReaderDep) -> Response:
 @router.get(
     "/checkpoint/{size}",
     response_class=PlainTextResponse,
+    responses=TEXT,
     summary="The checkpoint published for a tree size",
 )
-def checkpoint_at(size: int, reader: ReaderDep) -> Response:
+def checkpoint_at(size: Annotated[int, Path(ge=0, le=MAX)], reader: ReaderDep) -> Response:
     found = reader.checkpoint(size)
     if found is None:
         raise ProblemError(
@@ -70,16 +110,31 @@ def checkpoint_at(size: int, reader: ReaderDep) -> Response:
     return PlainTextResponse(found[2], headers=IMMUTABLE)
 
 
-@router.get("/public-key", response_class=PlainTextResponse, summary="The log's verifier key")
+@router.get(
+    "/public-key",
+    response_class=PlainTextResponse,
+    responses=TEXT,
+    summary="The log's verifier key",
+)
 def public_key(request: Request) -> Response:
     return PlainTextResponse(request.app.state.verifier_key + "\n")
 
 
-@router.get("/entries", summary="Verbatim entries, one per line (NDJSON)")
+@router.get(
+    "/entries",
+    summary="Verbatim entries, one per line (NDJSON)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": f"Entries start..stop (at most {MAX_ENTRIES_PER_RESPONSE})",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def entries(
     reader: ReaderDep,
-    start: Annotated[int, Query(ge=0)] = 0,
-    stop: Annotated[int | None, Query(ge=0)] = None,
+    start: Index = 0,
+    stop: Annotated[int | None, Query(ge=0, le=MAX)] = None,
 ) -> Response:
     published = _published_size(reader)
     stop = published if stop is None else stop
@@ -95,9 +150,14 @@ def entries(
     )
 
 
-@router.get("/entries/{index}", summary="One entry with its inclusion proof")
+@router.get(
+    "/entries/{index}", response_model=EntryOut, summary="One entry with its inclusion proof"
+)
 def entry(
-    index: int, request: Request, reader: ReaderDep, size: int | None = None
+    index: Annotated[int, Path(ge=0, le=MAX)],
+    request: Request,
+    reader: ReaderDep,
+    size: Annotated[int | None, Query(ge=0, le=MAX)] = None,
 ) -> dict[str, Any]:
     latest = reader.checkpoint()
     published = 0 if latest is None else latest[0]
@@ -120,12 +180,12 @@ def entry(
     }
 
 
-@router.get("/proof/inclusion", summary="RFC 9162 inclusion proof")
+@router.get("/proof/inclusion", response_model=InclusionOut, summary="RFC 9162 inclusion proof")
 def inclusion(
     request: Request,
     reader: ReaderDep,
-    index: Annotated[int, Query(ge=0)],
-    size: Annotated[int, Query(ge=1)],
+    index: Index,
+    size: Annotated[int, Query(ge=1, le=MAX)],
 ) -> dict[str, Any]:
     _check_size(size, _published_size(reader))
     if index >= size:
@@ -137,12 +197,14 @@ def inclusion(
     }
 
 
-@router.get("/proof/consistency", summary="RFC 9162 consistency proof")
+@router.get(
+    "/proof/consistency", response_model=ConsistencyOut, summary="RFC 9162 consistency proof"
+)
 def consistency(
     request: Request,
     reader: ReaderDep,
-    old: Annotated[int, Query(ge=0)],
-    new: Annotated[int, Query(ge=0)],
+    old: Index,
+    new: Index,
 ) -> dict[str, Any]:
     published = _published_size(reader)
     _check_size(new, published, "new")
@@ -178,7 +240,12 @@ def _tile_response(hashes_or_entries: list[bytes], width: int | None, *, bundle:
     return Response(body, media_type="application/octet-stream", headers=headers)
 
 
-@router.get("/tile/entries/{path:path}", summary="tlog-tiles entry bundle")
+@router.get(
+    "/tile/entries/{path:path}",
+    response_class=Response,
+    responses=BINARY,
+    summary="tlog-tiles entry bundle",
+)
 def entry_bundle(path: str, reader: ReaderDep) -> Response:
     index, width = _parse_tile_path(path)
     published = _published_size(reader)
@@ -187,8 +254,13 @@ def entry_bundle(path: str, reader: ReaderDep) -> Response:
     return _tile_response(reader.entries(first, stop) if stop > first else [], width, bundle=True)
 
 
-@router.get("/tile/{level}/{path:path}", summary="tlog-tiles hash tile")
-def hash_tile(level: int, path: str, reader: ReaderDep) -> Response:
+@router.get(
+    "/tile/{level}/{path:path}",
+    response_class=Response,
+    responses=BINARY,
+    summary="tlog-tiles hash tile",
+)
+def hash_tile(level: Annotated[int, Path(ge=0, le=63)], path: str, reader: ReaderDep) -> Response:
     if not 0 <= level <= 63:
         raise ProblemError(404, "Not a tile path", f"level {level} does not exist")
     index, width = _parse_tile_path(path)
