@@ -21,7 +21,16 @@ from ledger.errors import InvalidInputError
 from ledger.storage.side import SideStore
 from ledger.tokens import matches, parse_token
 
-__all__ = ["ADMIN", "ANY_OFFICIAL", "PUBLISH", "RECORD", "UPLOAD", "Principal", "RateLimiter"]
+__all__ = [
+    "ADMIN",
+    "ANY_OFFICIAL",
+    "PUBLISH",
+    "RECORD",
+    "UPLOAD",
+    "Principal",
+    "RateLimiter",
+    "authenticate",
+]
 
 RECORD = frozenset({"recorder", "admin"})
 PUBLISH = frozenset({"publisher", "admin"})

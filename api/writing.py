@@ -19,13 +19,14 @@ from typing import Any
 
 import orjson
 from fastapi import Request
-from fastapi.responses import ORJSONResponse
 
 from api.auth import Principal
+from api.deps import Readers
 from api.errors import ProblemError
+from api.responses import JSONResponse
 from ledger.actors import Actor
 from ledger.application import LedgerApplication, Receipt
-from ledger.errors import ConcurrentWriteError
+from ledger.errors import ConcurrentWriteError, NotFoundError
 from ledger.storage.side import SideStore
 
 __all__ = ["Command", "receipt_response", "run_write"]
@@ -58,7 +59,7 @@ def receipt_response(
     location: str | None = None,
     replayed: bool = False,
     extra: dict[str, Any] | None = None,
-) -> ORJSONResponse:
+) -> JSONResponse:
     fields = receipt.fields
     body = {
         **receipt.as_dict(),
@@ -75,11 +76,42 @@ def receipt_response(
         headers["Location"] = location
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return ORJSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _committed_receipt(request: Request, index: int, tree_size: int) -> Receipt:
+    """The receipt of an entry already committed, with the checkpoint it was given.
+
+    Read with this worker thread's own latest-commit reader (``entries`` and ``checkpoint``
+    only: ``rows`` is a server-side cursor, which PostgreSQL refuses in autocommit mode).
+    """
+    app: LedgerApplication = request.app.state.ledger
+    readers: Readers = request.app.state.readers
+    reader = readers.get()
+    found = reader.entries(index, index + 1)
+    checkpoint = reader.checkpoint(tree_size)
+    if not found or checkpoint is None:
+        raise NotFoundError(f"no entry {index} in a checkpoint of size {tree_size}")
+    entry = found[0]
+    return Receipt(
+        index,
+        hashlib.sha256(entry).hexdigest(),
+        entry,
+        tree_size,
+        checkpoint[2],
+        tuple(app.inclusion_proof(index, tree_size)),
+    )
 
 
 def _fingerprint(request: Request, body: Any) -> str:
-    payload = orjson.dumps(body, option=orjson.OPT_SORT_KEYS) if body is not None else b""
+    try:
+        payload = orjson.dumps(body, option=orjson.OPT_SORT_KEYS) if body is not None else b""
+    except orjson.JSONEncodeError:
+        raise ProblemError(
+            422,
+            "Invalid text",
+            "the body contains text that is not valid Unicode (a lone surrogate)",
+        ) from None
     return hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + payload
     ).hexdigest()
@@ -92,19 +124,23 @@ def run_write(
     *,
     body: Any,
     created: str | None = None,
-) -> ORJSONResponse:
+) -> JSONResponse:
     """Run ``command`` for ``principal`` with the request's preconditions; answer a receipt.
 
-    ``created`` (a kind's path, like ``/proposals``) makes a 201 with a Location to the new
-    record; other writes answer 200.
+    ``created`` (a kind's path, like ``/proposals``, or ``/entries/{index}`` for records
+    with no page of their own) makes a 201 with a Location to the new record; other writes
+    answer 200.
     """
     app: LedgerApplication = request.app.state.ledger
     side: SideStore = request.app.state.side
     expected = _if_match(request)
     status = 201 if created else 200
 
-    def respond(receipt: Receipt, replayed: bool = False) -> ORJSONResponse:
-        location = f"{created}/{receipt.subject_id}" if created else None
+    def respond(receipt: Receipt, replayed: bool = False) -> JSONResponse:
+        if created and "{index}" in created:
+            location: str | None = created.format(index=receipt.index)
+        else:
+            location = f"{created}/{receipt.subject_id}" if created else None
         return receipt_response(receipt, status=status, location=location, replayed=replayed)
 
     key = request.headers.get("idempotency-key")
@@ -113,7 +149,7 @@ def run_write(
         if not _KEY.match(key):
             raise ProblemError(400, "Invalid Idempotency-Key", "use 1–200 visible ASCII characters")
 
-        def replay() -> ORJSONResponse | None:
+        def replay() -> JSONResponse | None:
             earlier = side.idempotent(principal.token_id, key)
             if earlier is None:
                 return None
@@ -124,7 +160,8 @@ def run_write(
                     "this Idempotency-Key was used for a different request; use a new key",
                     first_index=earlier.index,
                 )
-            return respond(app.receipt_for(earlier.index, earlier.tree_size), replayed=True)
+            receipt = _committed_receipt(request, earlier.index, earlier.tree_size)
+            return respond(receipt, replayed=True)
 
         answer = replay()
         if answer is not None:

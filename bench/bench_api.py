@@ -135,7 +135,8 @@ def wrk(url: str, seconds: int, script: str | None = None) -> dict[str, float]:
         found = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)\b", out)
         if found:
             value, unit = float(found.group(1)), found.group(2)
-            result[f"p{pct}"] = value / 1000 if unit == "us" else value * (1000 if unit == "s" else 1)
+            scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+            result[f"p{pct}"] = value * scale
     found = re.search(r"CREATED (\d+) OTHER (\d+)", out)
     if found:
         result["created"], result["other"] = float(found.group(1)), float(found.group(2))

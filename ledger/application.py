@@ -50,7 +50,6 @@ from ledger.checkpoint import (
     add_signatures,
     verify_cosignatures,
 )
-from ledger.encoding import entry_hash
 from ledger.envelope import EntryMapper
 from ledger.errors import (
     ConcurrentWriteError,
@@ -178,7 +177,7 @@ class LedgerApplication(Application[UUID]):
         """Commands inside record ``(principal, key)`` with their entry, in its transaction.
 
         A second write with the same principal and key then fails on the key's primary key
-        and writes nothing; the caller looks the first one up (``idempotent_receipt``).
+        and writes nothing; the caller looks the first one up (``SideStore.idempotent``).
         """
         token = _IDEMPOTENCY.set((principal, key, fingerprint))
         try:
@@ -300,24 +299,6 @@ class LedgerApplication(Application[UUID]):
             if self.recorder.replace_checkpoint_note(size, found[2], merged):  # type: ignore[attr-defined]
                 return merged
         return cosigned
-
-    def receipt_for(self, index: int, tree_size: int) -> Receipt:
-        """The receipt of an entry already committed, with the checkpoint it was given."""
-
-        def read(reader: LogReader) -> tuple[list[bytes], tuple[int, bytes, str] | None]:
-            return reader.entries(index, index + 1), reader.checkpoint(tree_size)
-
-        found, checkpoint = self._read(read)
-        if not found or checkpoint is None:
-            raise NotFoundError(f"no entry {index} in a checkpoint of size {tree_size}")
-        return Receipt(
-            index,
-            entry_hash(found[0]).hex(),
-            found[0],
-            tree_size,
-            checkpoint[2],
-            tuple(self.inclusion_proof(index, tree_size)),
-        )
 
     def _read(self, read: Callable[[LogReader], T]) -> T:
         """Run ``read`` on this application's one latest-commit log reader (opened lazily)."""

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -692,13 +692,20 @@ def _cmd_projections_status(args: argparse.Namespace) -> int:
 # main --------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--data-dir", help="SQLite data directory (env LEDGER_DATA_DIR)")
     common.add_argument(
         "--database-url", help="postgresql://… to use PostgreSQL (env LEDGER_DATABASE_URL)"
     )
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ledger",
         description="Open Policy Ledger: a tamper-evident record of open policy making.",
     )
@@ -742,7 +749,7 @@ def _parser() -> argparse.ArgumentParser:
     tokens = sub.add_parser("tokens", help="officials' API tokens").add_subparsers(
         dest="tokens_cmd", required=True, metavar="ACTION"
     )
-    by = argparse.ArgumentParser(add_help=False)
+    by = _Parser(add_help=False)
     by.add_argument("--by", help="who issues or revokes (default: <user>@cli)")
     by.add_argument("--by-org", help="the issuer's organisation id")
     p = tokens.add_parser(

@@ -8,15 +8,18 @@ check the bytes they got are the bytes the log recorded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 
 from api.auth import UPLOAD, Principal, authenticate
 from api.errors import ProblemError
+from api.responses import JSONResponse
 from api.routes.writes import WRITE_RESPONSES
 from ledger.storage.side import SideStore
 from projections.reader import ReadModels
@@ -53,6 +56,11 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 def _upload_official(request: Request) -> Principal:
     return authenticate(request, UPLOAD)
+
+
+def _reading_official(request: Request) -> Principal:
+    # A download is not a write: it must not spend the token's write budget.
+    return authenticate(request, UPLOAD, write=False)
 
 
 @router.post(
@@ -95,7 +103,7 @@ async def upload(
         str | None,
         Query(pattern="^[0-9a-f]{64}$", description="the SHA-256 you expect: checked"),
     ] = None,
-) -> ORJSONResponse:
+) -> JSONResponse:
     media_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if media_type not in MEDIA_TYPES:
         raise ProblemError(
@@ -114,8 +122,16 @@ async def upload(
             f"the bytes received hash to {digest}, not {sha256}: nothing was stored",
         )
     side: SideStore = request.app.state.side
-    created = side.put_document(digest, media_type, content)
-    return ORJSONResponse(
+    created = await anyio.to_thread.run_sync(side.put_document, digest, media_type, content)
+    if not created:
+        # The bytes were stored before, perhaps under another media type: answer with what
+        # is kept (and what a publication or minutes naming them will record).
+        stored = await anyio.to_thread.run_sync(
+            functools.partial(side.document, digest, content=False)
+        )
+        if stored is not None:
+            media_type = stored.media_type
+    return JSONResponse(
         {"sha256": digest, "size": len(content), "media_type": media_type, "created": created},
         status_code=201,
         headers={"Location": f"/documents/{digest}", "ETag": f'"{digest}"'},
@@ -124,7 +140,9 @@ async def upload(
 
 def _serve(request: Request, sha256: str, filename: str) -> Response:
     etag = f'"{sha256}"'
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    # RFC 9110 §13.1.2: If-None-Match compares weakly (a cache may have weakened the tag).
+    presented = request.headers.get("if-none-match", "").split(",")
+    if etag in [t.strip().removeprefix("W/") for t in presented]:
         return Response(status_code=304, headers={"ETag": etag})
     side: SideStore = request.app.state.side
     found = side.document(sha256)
@@ -161,7 +179,7 @@ _DOWNLOAD: dict[int | str, dict[str, Any]] = {
     },
 )
 def official_download(
-    sha256: str, request: Request, _who: Annotated[Principal, Depends(_upload_official)]
+    sha256: str, request: Request, _who: Annotated[Principal, Depends(_reading_official)]
 ) -> Response:
     if not _SHA256.match(sha256):
         raise ProblemError(400, "Invalid SHA-256", "use 64 lowercase hex digits")

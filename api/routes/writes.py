@@ -14,17 +14,49 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ADMIN, PUBLISH, RECORD, Principal, authenticate
 from api.errors import ProblemError
+from api.responses import JSONResponse
 from api.writing import receipt_response, run_write
 from ledger.actors import Actor
 from ledger.application import LedgerApplication
 from ledger.storage.side import SideStore
 
-__all__ = ["WRITE_RESPONSES", "ReceiptOut", "router"]
+__all__ = [
+    "WRITE_RESPONSES",
+    "AmendmentIn",
+    "ChangeIn",
+    "CorrectionIn",
+    "DecisionIn",
+    "HeldIn",
+    "InclusionProof",
+    "LegislativeOutcomeIn",
+    "MeetingIn",
+    "MembershipEndIn",
+    "MembershipIn",
+    "MinutesIn",
+    "OrganisationIn",
+    "OutcomeIn",
+    "PhaseIn",
+    "ProcessIn",
+    "ProposalIn",
+    "PublicationIn",
+    "ReceiptOut",
+    "RevisionIn",
+    "RevocationIn",
+    "SectionIn",
+    "StatusIn",
+    "StrandIn",
+    "Strict",
+    "Subject",
+    "SupersessionIn",
+    "TokenIn",
+    "TokenOut",
+    "WithdrawalIn",
+    "router",
+]
 
 router = APIRouter(tags=["officials"])
 
@@ -136,7 +168,7 @@ class PhaseIn(Strict):
     responses={**CREATED, **WRITE_RESPONSES},
     summary="Start recording a policy process",
 )
-def start_process(body: ProcessIn, request: Request, who: Recorder) -> ORJSONResponse:
+def start_process(body: ProcessIn, request: Request, who: Recorder) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
         return app.start_process(title=body.title, summary=body.summary, actor=actor, id=body.id)
 
@@ -148,7 +180,7 @@ def start_process(body: ProcessIn, request: Request, who: Recorder) -> ORJSONRes
     responses={**CHANGED, **WRITE_RESPONSES},
     summary="Add a policy strand",
 )
-def add_strand(process_id: Id, body: StrandIn, request: Request, who: Recorder) -> ORJSONResponse:
+def add_strand(process_id: Id, body: StrandIn, request: Request, who: Recorder) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.add_strand(
             process_id,
@@ -167,7 +199,7 @@ def add_strand(process_id: Id, body: StrandIn, request: Request, who: Recorder) 
     responses={**CHANGED, **WRITE_RESPONSES},
     summary="Move the process into a new phase",
 )
-def start_phase(process_id: Id, body: PhaseIn, request: Request, who: Recorder) -> ORJSONResponse:
+def start_phase(process_id: Id, body: PhaseIn, request: Request, who: Recorder) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.start_phase(
             process_id,
@@ -208,7 +240,7 @@ class MembershipEndIn(Strict):
     responses={**CREATED, **WRITE_RESPONSES},
     summary="Register a participating organisation",
 )
-def register_organisation(body: OrganisationIn, request: Request, who: Recorder) -> ORJSONResponse:
+def register_organisation(body: OrganisationIn, request: Request, who: Recorder) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
         return app.register_organisation(
             name=body.name, org_kind=body.org_kind, actor=actor, id=body.id
@@ -224,7 +256,7 @@ def register_organisation(body: OrganisationIn, request: Request, who: Recorder)
 )
 def add_membership(
     organisation_id: Id, body: MembershipIn, request: Request, who: Recorder
-) -> ORJSONResponse:
+) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.add_membership(
             organisation_id,
@@ -245,7 +277,7 @@ def add_membership(
 )
 def end_membership(
     organisation_id: Id, body: MembershipEndIn, request: Request, who: Recorder
-) -> ORJSONResponse:
+) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.end_membership(
             organisation_id,
@@ -287,7 +319,9 @@ class ProposalIn(Strict):
 
 
 class AmendmentIn(Strict):
-    base_version: int = Field(ge=1, description="the text version the changes are against")
+    base_version: int = Field(
+        ge=1, le=2**31, description="the text version the changes are against"
+    )
     changes: Annotated[list[ChangeIn], Field(min_length=1, max_length=500)]
     rationale: Text = ""
     proposer_org: Id
@@ -303,7 +337,7 @@ class DecisionIn(Strict):
 
 
 class RevisionIn(Strict):
-    base_version: int = Field(ge=1, description="the current text version being revised")
+    base_version: int = Field(ge=1, le=2**31, description="the current text version being revised")
     amendment_ids: Annotated[list[Id], Field(max_length=500)] = []
     sections: Annotated[list[SectionIn], Field(min_length=1, max_length=500)] | None = None
     note: Text = ""
@@ -332,7 +366,7 @@ def _changes(changes: list[ChangeIn]) -> list[dict[str, str]]:
     responses={**CREATED, **WRITE_RESPONSES},
     summary="Table a proposal (text version 1)",
 )
-def table_proposal(body: ProposalIn, request: Request, who: Recorder) -> ORJSONResponse:
+def table_proposal(body: ProposalIn, request: Request, who: Recorder) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
         return app.table_proposal(
             process_id=body.process_id,
@@ -355,7 +389,7 @@ def table_proposal(body: ProposalIn, request: Request, who: Recorder) -> ORJSONR
 )
 def propose_amendment(
     proposal_id: Id, body: AmendmentIn, request: Request, who: Recorder
-) -> ORJSONResponse:
+) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.propose_amendment(
             proposal_id,
@@ -378,7 +412,7 @@ def propose_amendment(
 )
 def decide_amendment(
     proposal_id: Id, amendment_id: Id, body: DecisionIn, request: Request, who: Recorder
-) -> ORJSONResponse:
+) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.decide_amendment(
             proposal_id,
@@ -402,7 +436,7 @@ def decide_amendment(
 )
 def revise_proposal(
     proposal_id: Id, body: RevisionIn, request: Request, who: Recorder
-) -> ORJSONResponse:
+) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.revise_proposal(
             proposal_id,
@@ -423,9 +457,7 @@ def revise_proposal(
     responses={**CHANGED, **WRITE_RESPONSES},
     summary="Move a proposal to a new status",
 )
-def change_status(
-    proposal_id: Id, body: StatusIn, request: Request, who: Recorder
-) -> ORJSONResponse:
+def change_status(proposal_id: Id, body: StatusIn, request: Request, who: Recorder) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.change_proposal_status(
             proposal_id,
@@ -446,7 +478,7 @@ def change_status(
 )
 def link_legislative_outcome(
     proposal_id: Id, body: LegislativeOutcomeIn, request: Request, who: Recorder
-) -> ORJSONResponse:
+) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.link_legislative_outcome(
             proposal_id,
@@ -494,7 +526,7 @@ class MinutesIn(Strict):
     responses={**CREATED, **WRITE_RESPONSES},
     summary="Schedule a meeting with its disclosure mode",
 )
-def schedule_meeting(body: MeetingIn, request: Request, who: Recorder) -> ORJSONResponse:
+def schedule_meeting(body: MeetingIn, request: Request, who: Recorder) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
         return app.schedule_meeting(
             process_id=body.process_id,
@@ -515,7 +547,7 @@ def schedule_meeting(body: MeetingIn, request: Request, who: Recorder) -> ORJSON
     responses={**CHANGED, **WRITE_RESPONSES},
     summary="Record that a meeting took place, and who attended",
 )
-def meeting_held(meeting_id: Id, body: HeldIn, request: Request, who: Recorder) -> ORJSONResponse:
+def meeting_held(meeting_id: Id, body: HeldIn, request: Request, who: Recorder) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.record_meeting_held(
             meeting_id,
@@ -535,7 +567,7 @@ def meeting_held(meeting_id: Id, body: HeldIn, request: Request, who: Recorder) 
 )
 def meeting_outcome(
     meeting_id: Id, body: OutcomeIn, request: Request, who: Recorder
-) -> ORJSONResponse:
+) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.record_meeting_outcome(
             meeting_id, items=body.items, actor=actor, expected_version=expected
@@ -561,9 +593,7 @@ def _document(request: Request, sha256: str) -> tuple[int, str]:
     responses={**CHANGED, **WRITE_RESPONSES},
     summary="Record the agreed minutes (uploaded first) by their SHA-256",
 )
-def agree_minutes(
-    meeting_id: Id, body: MinutesIn, request: Request, who: Recorder
-) -> ORJSONResponse:
+def agree_minutes(meeting_id: Id, body: MinutesIn, request: Request, who: Recorder) -> JSONResponse:
     size, media_type = _document(request, body.sha256)
 
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
@@ -609,7 +639,7 @@ class SupersessionIn(Strict):
     responses={**CREATED, **WRITE_RESPONSES},
     summary="Publish an uploaded document: its hash, size and type are recorded",
 )
-def publish(body: PublicationIn, request: Request, who: Publisher) -> ORJSONResponse:
+def publish(body: PublicationIn, request: Request, who: Publisher) -> JSONResponse:
     size, media_type = _document(request, body.sha256)
 
     def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
@@ -636,7 +666,7 @@ def publish(body: PublicationIn, request: Request, who: Publisher) -> ORJSONResp
 )
 def withdraw(
     publication_id: Id, body: WithdrawalIn, request: Request, who: Publisher
-) -> ORJSONResponse:
+) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.withdraw_publication(
             publication_id, reason=body.reason, actor=actor, expected_version=expected
@@ -652,7 +682,7 @@ def withdraw(
 )
 def supersede(
     publication_id: Id, body: SupersessionIn, request: Request, who: Publisher
-) -> ORJSONResponse:
+) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.supersede_publication(
             publication_id,
@@ -669,7 +699,7 @@ def supersede(
 
 
 class CorrectionIn(Strict):
-    corrects_index: int = Field(ge=0)
+    corrects_index: int = Field(ge=0, le=2**53)
     reason: Text
     correction: dict[str, Any]
     id: UUID | None = None
@@ -692,7 +722,7 @@ class RevocationIn(Strict):
     responses={**CREATED, **WRITE_RESPONSES},
     summary="Correct an earlier entry by a new entry pointing at it",
 )
-def correct(body: CorrectionIn, request: Request, who: Admin) -> ORJSONResponse:
+def correct(body: CorrectionIn, request: Request, who: Admin) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
         return app.record_correction(
             corrects_index=body.corrects_index,
@@ -702,7 +732,7 @@ def correct(body: CorrectionIn, request: Request, who: Admin) -> ORJSONResponse:
             id=body.id,
         )
 
-    return run_write(request, who, command, body=_body(body), created="/corrections")
+    return run_write(request, who, command, body=_body(body), created="/entries/{index}")
 
 
 @router.post(
@@ -711,7 +741,7 @@ def correct(body: CorrectionIn, request: Request, who: Admin) -> ORJSONResponse:
     responses={201: {"model": TokenOut, "description": "Issued"}, **WRITE_RESPONSES},
     summary="Issue an official an API token (shown once)",
 )
-def issue_token(body: TokenIn, request: Request, who: Admin) -> ORJSONResponse:
+def issue_token(body: TokenIn, request: Request, who: Admin) -> JSONResponse:
     app: LedgerApplication = request.app.state.ledger
     receipt, token = app.issue_token(
         principal=body.principal, org=body.org, role=body.role, note=body.note, actor=who.actor
@@ -727,7 +757,7 @@ def issue_token(body: TokenIn, request: Request, who: Admin) -> ORJSONResponse:
     responses={**CHANGED, **WRITE_RESPONSES},
     summary="Revoke an API token (at once, on every replica)",
 )
-def revoke_token(token_id: Id, body: RevocationIn, request: Request, who: Admin) -> ORJSONResponse:
+def revoke_token(token_id: Id, body: RevocationIn, request: Request, who: Admin) -> JSONResponse:
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.revoke_token(
             token_id, reason=body.reason, actor=actor, expected_version=expected
