@@ -6,15 +6,16 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from api.auth import RateLimiter
 from api.deps import Readers, ReadModelPool
 from api.errors import install_problem_handlers
 from api.limits import BodyLimits
 from api.openapi import install_openapi
-from api.routes import documents, health, log, public, writes
+from api.responses import JSONResponse
+from api.routes import documents, exports, health, log, public, writes
 from ledger.application import LedgerApplication
 from ledger.keys import ConfigurationError, load_signer
 from ledger.proofs import TileCache
@@ -23,6 +24,7 @@ from ledger.storage import open_reader
 from ledger.storage.side import SideStore
 from projections import all_views
 from projections.db import connect_views
+from projections.leader import follow_when_leader
 from projections.runner import Runner
 
 __all__ = ["create_app"]
@@ -39,6 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Routes run in a bounded thread pool; each thread keeps its own connections (a
+        # log reader, a views connection, a side-table connection), so this bounds the
+        # database connections a worker holds: about 3 × api_threads + the write pool.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         # The write side. On SQLite it creates its tables; on PostgreSQL `ledger migrate`
         # does that once, so that any number of replicas can start at the same time.
         ledger = LedgerApplication(settings, create_tables=settings.backend == "sqlite")
@@ -53,7 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         follower.setup()
         stop = threading.Event()
         thread = threading.Thread(
-            target=follower.follow, args=(stop,), daemon=True, name="read-model-follower"
+            target=follow_when_leader,
+            args=(follower, settings, stop),
+            daemon=True,
+            name="read-model-follower",
         )
         thread.start()
         app.state.read_models = ReadModelPool(settings)
@@ -74,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A tamper-evident record of open policy making",
         version="0.1.0",
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=JSONResponse,
     )
     app.state.settings = settings
     app.state.verifier_key = signer.verifier_key()
@@ -89,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(log.router)
     app.include_router(public.router)
+    app.include_router(exports.router)
     app.include_router(documents.router)
     app.include_router(writes.router)
     app.include_router(health.router)

@@ -10,6 +10,7 @@ Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from projections.base import CURRENT, Entry, as_json, from_json, insert_row, replace_row
@@ -167,9 +168,18 @@ def get_meeting(db: Db, meeting_id: str, at: int) -> dict[str, Any] | None:
 
 
 def list_meetings(
-    db: Db, at: int, *, strand_id: str | None = None, process_id: str | None = None
+    db: Db,
+    at: int,
+    *,
+    strand_id: str | None = None,
+    process_id: str | None = None,
+    limit: int | None = None,
+    after: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every meeting scheduled by ``at`` (optionally by strand and process), by start time."""
+    """Every meeting scheduled by ``at`` (optionally by strand and process), by start time.
+
+    Keyset paging: at most ``limit`` meetings, those after the sort key ``after``
+    (``(starts_at, scheduled_index, id)`` of the last one of the previous page)."""
     where: list[str] = [CURRENT]
     params: list[Any] = [at, at]
     if strand_id is not None:
@@ -178,9 +188,16 @@ def list_meetings(
     if process_id is not None:
         where.append("process_id = ?")
         params.append(process_id)
+    if after is not None:
+        where.append("(starts_at, scheduled_index, id) > (?, ?, ?)")
+        params.extend(after)
+    tail = ""
+    if limit is not None:
+        tail = " LIMIT ?"
+        params.append(max(0, limit))
     rows = db.all(
         f"SELECT {_COLUMNS} FROM pv_meetings WHERE {' AND '.join(where)} "
-        "ORDER BY starts_at, scheduled_index",
+        f"ORDER BY starts_at, scheduled_index, id{tail}",
         params,
     )
     return [_public(r, at) for r in rows]

@@ -11,12 +11,19 @@ Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from projections.base import CURRENT, Entry, close_row, from_json, replace_row
 from projections.db import Db
 
-__all__ = ["ATTRIBUTED_ATTENDANCE", "OrganisationsView", "get_organisation", "list_organisations"]
+__all__ = [
+    "ATTRIBUTED_ATTENDANCE",
+    "OrganisationsView",
+    "get_organisation",
+    "list_memberships",
+    "list_organisations",
+]
 
 ATTRIBUTED_ATTENDANCE = ("on_record", "non_attributed")
 """Disclosure modes of the meetings whose attendance counts towards participation."""
@@ -132,19 +139,71 @@ def get_organisation(db: Db, org_id: str, at: int) -> dict[str, Any] | None:
     }
 
 
-def list_organisations(db: Db, at: int, *, org_kind: str | None = None) -> list[dict[str, Any]]:
-    """Every organisation registered by ``at`` (optionally of one kind), by registration."""
+def list_organisations(
+    db: Db,
+    at: int,
+    *,
+    org_kind: str | None = None,
+    limit: int | None = None,
+    after: Sequence[Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every organisation registered by ``at`` (optionally of one kind), by registration.
+
+    Keyset paging: at most ``limit`` organisations, those after the sort key ``after``
+    (``(registered_index, id)`` of the last one of the previous page)."""
     where: list[str] = [CURRENT]
     params: list[Any] = [at, at]
     if org_kind is not None:
         where.append("org_kind = ?")
         params.append(org_kind)
+    if after is not None:
+        where.append("(registered_index, id) > (?, ?)")
+        params.extend(after)
+    tail = ""
+    if limit is not None:
+        tail = " LIMIT ?"
+        params.append(max(0, limit))
     rows = db.all(
         f"SELECT id, name, org_kind, registered_index FROM pv_organisations "
-        f"WHERE {' AND '.join(where)} ORDER BY registered_index",
+        f"WHERE {' AND '.join(where)} ORDER BY registered_index, id{tail}",
         params,
     )
     return [
         {"id": r[0], "name": r[1], "org_kind": r[2], "registered_index": r[3], "as_of_index": at}
+        for r in rows
+    ]
+
+
+def list_memberships(
+    db: Db,
+    at: int,
+    *,
+    org_id: str | None = None,
+    limit: int | None = None,
+    after: Sequence[Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every membership in force at ``at`` (optionally of one organisation), in the order
+    they began: ``{"org_id", "process_id", "group", "role", "since_index"}``.
+
+    Keyset paging by ``(since_index, org_id, process_id, group)``."""
+    where: list[str] = [CURRENT]
+    params: list[Any] = [at, at]
+    if org_id is not None:
+        where.append("org_id = ?")
+        params.append(org_id)
+    if after is not None:
+        where.append("(valid_from, org_id, process_id, grp) > (?, ?, ?, ?)")
+        params.extend(after)
+    tail = ""
+    if limit is not None:
+        tail = " LIMIT ?"
+        params.append(max(0, limit))
+    rows = db.all(
+        f"SELECT org_id, process_id, grp, role, valid_from FROM pv_memberships "
+        f"WHERE {' AND '.join(where)} ORDER BY valid_from, org_id, process_id, grp{tail}",
+        params,
+    )
+    return [
+        {"org_id": r[0], "process_id": r[1], "group": r[2], "role": r[3], "since_index": r[4]}
         for r in rows
     ]

@@ -13,7 +13,14 @@ from typing import Any
 from projections.base import CURRENT, Entry, insert_row, replace_row
 from projections.db import Db
 
-__all__ = ["TIMELINE_MAX", "ProcessView", "get_process", "list_processes", "timeline"]
+__all__ = [
+    "TIMELINE_MAX",
+    "ProcessView",
+    "entry_summaries",
+    "get_process",
+    "list_processes",
+    "timeline",
+]
 
 TIMELINE_MAX = 500
 """The most entries one :func:`timeline` page returns."""
@@ -158,6 +165,16 @@ def list_processes(db: Db, at: int) -> list[dict[str, Any]]:
     ]
 
 
+def _summary(r: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "index": r[0],
+        "time": r[1],
+        "type": r[2],
+        "subject_kind": r[2].split(".", 1)[0],
+        "subject_id": r[3],
+    }
+
+
 def timeline(
     db: Db, at: int, *, limit: int = 50, before: int | None = None
 ) -> list[dict[str, Any]]:
@@ -171,13 +188,17 @@ def timeline(
         "ORDER BY idx DESC LIMIT ?",
         [newest, limit],
     )
-    return [
-        {
-            "index": r[0],
-            "time": r[1],
-            "type": r[2],
-            "subject_kind": r[2].split(".", 1)[0],
-            "subject_id": r[3],
-        }
-        for r in rows
-    ]
+    return [_summary(r) for r in rows]
+
+
+def entry_summaries(
+    db: Db, at: int, *, after: int | None = None, limit: int = TIMELINE_MAX
+) -> list[dict[str, Any]]:
+    """Entries up to ``at`` in log order, oldest first, summarised as :func:`timeline` does:
+    at most ``limit`` of them (not capped), only those after index ``after`` when given."""
+    rows = db.all(
+        "SELECT idx, time, type, subject_id FROM pv_entries WHERE idx <= ? AND idx > ? "
+        "ORDER BY idx LIMIT ?",
+        [at, -1 if after is None else after, max(0, limit)],
+    )
+    return [_summary(r) for r in rows]

@@ -8,6 +8,7 @@ Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from projections.base import (
@@ -28,7 +29,9 @@ __all__ = [
     "compare",
     "get_proposal",
     "history",
+    "list_amendments",
     "list_proposals",
+    "list_versions",
     "version",
     "versions",
 ]
@@ -202,6 +205,11 @@ def _proposal_row(db: Db, pid: str, at: int) -> dict[str, Any] | None:
     return row_dict(cursor, row)
 
 
+def _limit(limit: int | None) -> tuple[str, list[Any]]:
+    """A ``LIMIT ?`` clause and its parameter (nothing when ``limit`` is None)."""
+    return ("", []) if limit is None else (" LIMIT ?", [max(0, limit)])
+
+
 def get_proposal(db: Db, pid: str, at: int) -> dict[str, Any] | None:
     """The proposal as of index ``at``: status, current text by section, outcomes."""
     row = _proposal_row(db, pid, at)
@@ -224,53 +232,128 @@ def get_proposal(db: Db, pid: str, at: int) -> dict[str, Any] | None:
 
 
 def list_proposals(
-    db: Db, at: int, *, strand_id: str | None = None, status: str | None = None
+    db: Db,
+    at: int,
+    *,
+    strand_id: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    after: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every proposal in force at ``at`` (optionally by strand and status), by tabling order."""
+    """Every proposal in force at ``at`` (optionally by strand and status), by tabling order.
+
+    Keyset paging: at most ``limit`` proposals, only those after the sort key ``after``
+    (``(tabled_index, id)`` of the last one of the previous page)."""
+    where: list[str] = [CURRENT]
+    params: list[Any] = [at, at]
+    if strand_id is not None:
+        where.append("strand_id = ?")
+        params.append(strand_id)
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    if after is not None:
+        where.append("(tabled_index, id) > (?, ?)")
+        params.extend(after)
+    tail, more = _limit(limit)
     rows = db.all(
-        f"SELECT id, title, status, strand_id, text_version FROM pv_proposals WHERE {CURRENT} "
-        "ORDER BY tabled_index",
-        [at, at],
+        "SELECT id, title, status, process_id, strand_id, sponsor_org, text_version, "
+        f"tabled_index, tabled_time, outcomes FROM pv_proposals WHERE {' AND '.join(where)} "
+        f"ORDER BY tabled_index, id{tail}",
+        [*params, *more],
     )
     return [
         {
             "id": r[0],
             "title": r[1],
             "status": r[2],
-            "strand_id": r[3],
-            "text_version": r[4],
+            "process_id": r[3],
+            "strand_id": r[4],
+            "sponsor_org": r[5],
+            "text_version": r[6],
+            "tabled_index": r[7],
+            "tabled_time": r[8],
+            "legislative_outcomes": from_json(r[9]) or [],
             "as_of_index": at,
         }
         for r in rows
-        if (strand_id is None or r[3] == strand_id) and (status is None or r[2] == status)
     ]
 
 
-def _amendments(db: Db, pid: str, at: int) -> dict[str, dict[str, Any]]:
-    cursor = db.execute(
-        f"SELECT * FROM pv_amendments WHERE proposal_id = ? AND {CURRENT} ORDER BY proposed_index",
-        [pid, at, at],
+_AMENDMENT_COLUMNS = (
+    "proposal_id, amendment_id, base_version, changes, rationale, proposer_org, meeting_id, "
+    "proposed_index, decision, consensus, dissenting_orgs, decided_meeting, decided_index, "
+    "decision_note, incorporated_in"
+)
+
+
+def _amendment_dict(r: Sequence[Any]) -> dict[str, Any]:
+    """An amendment row (selected as :data:`_AMENDMENT_COLUMNS`), without its proposal id."""
+    return {
+        "amendment_id": r[1],
+        "base_version": r[2],
+        "changes": from_json(r[3]),
+        "rationale": r[4],
+        "proposer_org": r[5],
+        "meeting_id": r[6],
+        "proposed_index": r[7],
+        "decision": r[8],
+        "consensus": r[9],
+        "dissenting_orgs": from_json(r[10]) or [],
+        "decided_meeting": r[11],
+        "decided_index": r[12],
+        "decision_note": r[13],
+        "incorporated_in": r[14],
+    }
+
+
+def _amendments(
+    db: Db, pid: str, at: int, ids: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The proposal's amendments in force at ``at`` by id (only ``ids`` when given)."""
+    params: list[Any] = [pid, at, at]
+    only = ""
+    if ids is not None:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        only = f" AND amendment_id IN ({', '.join('?' * len(wanted))})"
+        params.extend(wanted)
+    rows = db.all(
+        f"SELECT {_AMENDMENT_COLUMNS} FROM pv_amendments WHERE proposal_id = ? AND {CURRENT}"
+        f"{only} ORDER BY proposed_index",
+        params,
     )
-    found = {}
-    for row in cursor.fetchall():
-        item = row_dict(cursor, row)
-        found[item["amendment_id"]] = {
-            "amendment_id": item["amendment_id"],
-            "base_version": item["base_version"],
-            "changes": from_json(item["changes"]),
-            "rationale": item["rationale"],
-            "proposer_org": item["proposer_org"],
-            "meeting_id": item["meeting_id"],
-            "proposed_index": item["proposed_index"],
-            "decision": item["decision"],
-            "consensus": item["consensus"],
-            "dissenting_orgs": from_json(item["dissenting_orgs"]) or [],
-            "decided_meeting": item["decided_meeting"],
-            "decided_index": item["decided_index"],
-            "decision_note": item["decision_note"],
-            "incorporated_in": item["incorporated_in"],
-        }
-    return found
+    return {r[1]: _amendment_dict(r) for r in rows}
+
+
+def list_amendments(
+    db: Db,
+    at: int,
+    *,
+    proposal_id: str | None = None,
+    limit: int | None = None,
+    after: Sequence[Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every amendment proposed by ``at`` to any proposal (or to ``proposal_id``), with its
+    decision and incorporation as of ``at``, in the order they were proposed.
+
+    Keyset paging by ``(proposed_index, proposal_id, amendment_id)``."""
+    where: list[str] = [CURRENT]
+    params: list[Any] = [at, at]
+    if proposal_id is not None:
+        where.append("proposal_id = ?")
+        params.append(proposal_id)
+    if after is not None:
+        where.append("(proposed_index, proposal_id, amendment_id) > (?, ?, ?)")
+        params.extend(after)
+    tail, more = _limit(limit)
+    rows = db.all(
+        f"SELECT {_AMENDMENT_COLUMNS} FROM pv_amendments WHERE {' AND '.join(where)} "
+        f"ORDER BY proposed_index, proposal_id, amendment_id{tail}",
+        [*params, *more],
+    )
+    return [{"proposal_id": r[0], **_amendment_dict(r)} for r in rows]
 
 
 _VERSION_COLUMNS = (
@@ -297,6 +380,10 @@ def _version_dict(
     }
 
 
+def _amendment_ids(rows: Sequence[tuple[Any, ...]]) -> list[str]:
+    return [i for row in rows for i in from_json(row[5]) or []]
+
+
 def version(db: Db, pid: str, number: int, at: int) -> dict[str, Any] | None:
     """One text version as of ``at``: its sections and why it exists."""
     row = db.one(
@@ -304,18 +391,70 @@ def version(db: Db, pid: str, number: int, at: int) -> dict[str, Any] | None:
         "AND created_index <= ?",
         [pid, number, at],
     )
-    return None if row is None else _version_dict(row, _amendments(db, pid, at), at)
+    if row is None:
+        return None
+    return _version_dict(row, _amendments(db, pid, at, _amendment_ids([row])), at)
 
 
-def versions(db: Db, pid: str, at: int) -> list[dict[str, Any]]:
-    """Every text version as of ``at``, oldest first, with provenance (two queries)."""
+def versions(
+    db: Db,
+    pid: str,
+    at: int,
+    *,
+    limit: int | None = None,
+    after: Sequence[Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every text version as of ``at``, oldest first, with provenance (two queries).
+
+    Keyset paging: at most ``limit`` versions, those after ``after`` (``(text_version,)``)."""
+    params: list[Any] = [pid, at]
+    later = ""
+    if after is not None:
+        later = " AND text_version > ?"
+        params.extend(after)
+    tail, more = _limit(limit)
     rows = db.all(
-        f"SELECT {_VERSION_COLUMNS} FROM pv_versions WHERE proposal_id = ? AND created_index <= ? "
-        "ORDER BY text_version",
-        [pid, at],
+        f"SELECT {_VERSION_COLUMNS} FROM pv_versions WHERE proposal_id = ? AND created_index <= ?"
+        f"{later} ORDER BY text_version{tail}",
+        [*params, *more],
     )
-    amendments = _amendments(db, pid, at)
+    amendments = _amendments(db, pid, at, _amendment_ids(rows))
     return [_version_dict(row, amendments, at) for row in rows]
+
+
+def list_versions(
+    db: Db, at: int, *, limit: int | None = None, after: Sequence[Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every text version of every proposal made by ``at``, in log order, with the ids of
+    the amendments it incorporates (see :func:`list_amendments` for those).
+
+    Keyset paging by ``(created_index, proposal_id, text_version)``."""
+    params: list[Any] = [at]
+    later = ""
+    if after is not None:
+        later = " AND (created_index, proposal_id, text_version) > (?, ?, ?)"
+        params.extend(after)
+    tail, more = _limit(limit)
+    rows = db.all(
+        f"SELECT proposal_id, {_VERSION_COLUMNS} FROM pv_versions WHERE created_index <= ?"
+        f"{later} ORDER BY created_index, proposal_id, text_version{tail}",
+        [*params, *more],
+    )
+    return [
+        {
+            "proposal_id": r[0],
+            "text_version": r[1],
+            "created_index": r[2],
+            "created_time": r[3],
+            "based_on": r[5],
+            "amendment_ids": from_json(r[6]) or [],
+            "note": r[7],
+            "meeting_id": r[8],
+            "actor": from_json(r[9]),
+            "sections": from_json(r[4]),
+        }
+        for r in rows
+    ]
 
 
 def compare(db: Db, pid: str, old: int, new: int, at: int) -> dict[str, Any] | None:
@@ -334,13 +473,28 @@ def compare(db: Db, pid: str, old: int, new: int, at: int) -> dict[str, Any] | N
     }
 
 
-def history(db: Db, pid: str, at: int) -> list[dict[str, Any]]:
+def history(
+    db: Db,
+    pid: str,
+    at: int,
+    *,
+    limit: int | None = None,
+    after: Sequence[Any] | None = None,
+) -> list[dict[str, Any]]:
     """Every entry about the proposal up to ``at``: when, who, what, with the amendments'
-    decisions, meetings and dissent where they apply."""
+    decisions, meetings and dissent where they apply.
+
+    Keyset paging: at most ``limit`` entries, those after ``after`` (``(index,)``)."""
+    params: list[Any] = [pid, at]
+    later = ""
+    if after is not None:
+        later = " AND idx > ?"
+        params.extend(after)
+    tail, more = _limit(limit)
     rows = db.all(
         "SELECT idx, time, type, actor, detail FROM pv_proposal_timeline "
-        "WHERE proposal_id = ? AND idx <= ? ORDER BY idx",
-        [pid, at],
+        f"WHERE proposal_id = ? AND idx <= ?{later} ORDER BY idx{tail}",
+        [*params, *more],
     )
     return [
         {

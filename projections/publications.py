@@ -7,6 +7,7 @@ Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from projections.base import CURRENT, Entry, as_json, from_json, replace_row
@@ -128,6 +129,13 @@ def get_publication(db: Db, publication_id: str, at: int) -> dict[str, Any] | No
     return publication
 
 
+def _lists(db: Db, column: str) -> str:
+    """SQL that is true when the JSON list of strings in ``column`` holds the parameter."""
+    if db.dialect == "sqlite":
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = ?)"
+    return f"({column})::jsonb @> jsonb_build_array((?)::text)"
+
+
 def list_publications(
     db: Db,
     at: int,
@@ -135,23 +143,35 @@ def list_publications(
     proposal_id: str | None = None,
     meeting_id: str | None = None,
     pub_kind: str | None = None,
+    limit: int | None = None,
+    after: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Every publication made by ``at``, whatever its state (optionally about a proposal or a
-    meeting, or of one kind), in publishing order."""
+    meeting, or of one kind), in publishing order.
+
+    Keyset paging: at most ``limit`` publications, those after the sort key ``after``
+    (``(published_index, id)`` of the last one of the previous page)."""
     where: list[str] = [CURRENT]
     params: list[Any] = [at, at]
     if pub_kind is not None:
         where.append("pub_kind = ?")
         params.append(pub_kind)
+    if proposal_id is not None:
+        where.append(_lists(db, "proposal_ids"))
+        params.append(proposal_id)
+    if meeting_id is not None:
+        where.append(_lists(db, "meeting_ids"))
+        params.append(meeting_id)
+    if after is not None:
+        where.append("(published_index, id) > (?, ?)")
+        params.extend(after)
+    tail = ""
+    if limit is not None:
+        tail = " LIMIT ?"
+        params.append(max(0, limit))
     rows = db.all(
         f"SELECT {_COLUMNS} FROM pv_publications WHERE {' AND '.join(where)} "
-        "ORDER BY published_index",
+        f"ORDER BY published_index, id{tail}",
         params,
     )
-    found = [_public(r, at) for r in rows]
-    return [
-        p
-        for p in found
-        if (proposal_id is None or proposal_id in p["proposal_ids"])
-        and (meeting_id is None or meeting_id in p["meeting_ids"])
-    ]
+    return [_public(r, at) for r in rows]

@@ -210,6 +210,24 @@ def _fts5_query(query: str) -> str:
     return " ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
+def _after_clause(
+    after: Sequence[Any] | None, score: str, alias: str, rank_type: str = ""
+) -> tuple[str, list[Any]]:
+    """The keyset condition "ranked after ``after``" (a hit's ``(rank, index, kind, ref_id,
+    sub_id)``) and its parameters; nothing when ``after`` is None. ``rank_type`` casts the
+    rank parameter to the score's own type (PostgreSQL's ``real``: the rank went out as the
+    shortest decimal of that ``real``, and only a cast back compares equal)."""
+    if after is None:
+        return "", []
+    rank, index, kind, ref_id, sub_id = after
+    mark = f"(?)::{rank_type}" if rank_type else "?"
+    later = f"({alias}valid_from, {alias}kind, {alias}ref_id, {alias}sub_id) > (?, ?, ?, ?)"
+    return (
+        f" AND ({score} < {mark} OR ({score} = {mark} AND {later}))",
+        [rank, rank, index, kind, ref_id, sub_id],
+    )
+
+
 def search(
     db: Db,
     query: str,
@@ -217,6 +235,7 @@ def search(
     *,
     kinds: Sequence[str] | None = None,
     limit: int = 20,
+    after: Sequence[Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Documents in force at index ``at`` that match ``query``, best first.
 
@@ -228,6 +247,13 @@ def search(
     ``or``, ``-word``). An empty query, or one with no words, finds nothing; no query
     raises; words beyond the first 32 are ignored. ``kinds`` restricts the hits to those
     kinds of document (an unknown kind is an ``InvalidInputError``).
+
+    Keyset paging: ``after`` is the ``(rank, index, kind, ref_id, sub_id)`` of the last hit
+    of the previous page; only hits ranked after it are returned. On PostgreSQL a rank
+    depends only on the document and the query, so pages at a fixed ``at`` are exact. On
+    SQLite ``bm25`` weighs words by how common they are in the whole index, which includes
+    documents indexed after ``at``: new text recorded between two pages can shift ranks and
+    so, rarely, repeat or skip a hit at a page boundary.
     """
     if kinds is not None:
         unknown = sorted(set(kinds) - set(KINDS))
@@ -247,16 +273,29 @@ def search(
         match = _fts5_query(query)
         if not match:
             return []
-        rows = db.all(
+        ranked = (
             f"SELECT d.kind, d.ref_id, d.sub_id, d.title, "
-            f"snippet({FTS}, -1, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 16), d.valid_from, "
-            f"-bm25({FTS}, 4.0, 1.0) AS score "
+            f"snippet({FTS}, -1, '{_MARK_OPEN}', '{_MARK_CLOSE}', '…', 16) AS snippet, "
+            f"d.valid_from, -bm25({FTS}, 4.0, 1.0) AS score "
             f"FROM {FTS} JOIN {DOCS} d ON d.doc_id = {FTS}.rowid "
-            f"WHERE {FTS} MATCH ? AND {current}{by_kind} "
-            "ORDER BY score DESC, d.valid_from, d.kind, d.ref_id, d.sub_id LIMIT ?",
-            [match, at, at, *chosen, limit],
+            f"WHERE {FTS} MATCH ? AND {current}{by_kind}"
         )
+        if after is None:
+            rows = db.all(
+                f"{ranked} ORDER BY score DESC, d.valid_from, d.kind, d.ref_id, d.sub_id LIMIT ?",
+                [match, at, at, *chosen, limit],
+            )
+        else:
+            # bm25() only works in the full-text query itself: rank there, page outside.
+            later, params = _after_clause(after, "hit.score", "hit.")
+            rows = db.all(
+                "SELECT hit.kind, hit.ref_id, hit.sub_id, hit.title, hit.snippet, "
+                f"hit.valid_from, hit.score FROM ({ranked}) AS hit WHERE 1 = 1{later} "
+                "ORDER BY hit.score DESC, hit.valid_from, hit.kind, hit.ref_id, hit.sub_id LIMIT ?",
+                [match, at, at, *chosen, *params, limit],
+            )
     else:
+        later, params = _after_clause(after, "ts_rank_cd(d.tsv, q.q)", "d.", "real")
         rows = db.all(
             "SELECT hit.kind, hit.ref_id, hit.sub_id, hit.title, "
             f"ts_headline('english', hit.indexed, hit.q, '{_HEADLINE}'), hit.valid_from, "
@@ -265,10 +304,10 @@ def search(
             f"concat_ws(E'\\n', NULLIF({_indexed_title_sql('d.')}, ''), "
             "d.body) AS indexed, ts_rank_cd(d.tsv, q.q) AS score "
             f"FROM {DOCS} d, websearch_to_tsquery('english', ?) AS q(q) "
-            f"WHERE d.tsv @@ q.q AND {current}{by_kind} "
+            f"WHERE d.tsv @@ q.q AND {current}{by_kind}{later} "
             "ORDER BY score DESC, d.valid_from, d.kind, d.ref_id, d.sub_id LIMIT ?"
             ") AS hit ORDER BY hit.score DESC, hit.valid_from, hit.kind, hit.ref_id, hit.sub_id",
-            [query, at, at, *chosen, limit],
+            [query, at, at, *chosen, *params, limit],
         )
     return [
         {

@@ -20,7 +20,7 @@ from api.errors import ProblemError
 from ledger.proofs import TILE_WIDTH, ProofBuilder
 from ledger.storage import LogReader
 
-__all__ = ["router"]
+__all__ = ["ConsistencyOut", "EntryOut", "InclusionOut", "router"]
 
 router = APIRouter(tags=["log"])
 
