@@ -18,6 +18,7 @@ from ledger.errors import (
     StaleVersionError,
     StorageError,
 )
+from projections.runner import ViewTimeoutError
 
 __all__ = ["ProblemError", "install_problem_handlers", "problem_response"]
 
@@ -73,6 +74,7 @@ _STATUS: list[tuple[type[LedgerError], int, str]] = [
     (RuleViolationError, 422, "Refused by the rules of the process"),
     (InvalidInputError, 400, "Invalid input"),
     (StorageError, 503, "Ledger store unavailable"),
+    (ViewTimeoutError, 503, "Read models behind"),
 ]
 
 
