@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from api.auth import RateLimiter
+from api.cache import ReadCache
 from api.deps import Readers, ReadModelPool
 from api.errors import install_problem_handlers
 from api.limits import BodyLimits
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.verifier_key = signer.verifier_key()
     app.state.tile_cache = TileCache()
+    app.state.read_cache = ReadCache()
     app.state.rate_limiter = RateLimiter(settings.write_rate, settings.write_burst)
     install_problem_handlers(app)
     app.add_middleware(

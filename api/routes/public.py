@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
+from api.cache import ReadCache
 from api.deps import ReaderDep
 from api.errors import PROBLEM_JSON, ProblemError
 from api.models_public import (
@@ -175,6 +176,12 @@ def _resource(
     return found
 
 
+def _cached(request: Request, at: int, build: Callable[[Response], Any]) -> Response:
+    """Serve the answer at index ``at`` from the process's read cache (api.cache)."""
+    cache: ReadCache = request.app.state.read_cache
+    return cache.serve(request, at, build)
+
+
 class _Paging:
     """One list request's paging: the listing it is (scope), the index it reads at, and the
     sort key it starts after (from the cursor)."""
@@ -256,10 +263,14 @@ def proposals(
     if q:
         found = models.search(q, paging.at, limit=limit, after=paging.after, kinds=["proposal"])
         return paging.answer(response, found)
-    return paging.answer(
-        response,
-        models.proposals(
-            paging.at, strand_id=strand, status=status, limit=limit, after=paging.after
+    return _cached(
+        request,
+        paging.at,
+        lambda r: paging.answer(
+            r,
+            models.proposals(
+                paging.at, strand_id=strand, status=status, limit=limit, after=paging.after
+            ),
         ),
     )
 
@@ -271,10 +282,18 @@ def proposals(
     responses=_docs(ProposalDetail, kind="resource", not_found=True),
 )
 def proposal(
-    proposal_id: Id, response: Response, models: Models, reader: ReaderDep, as_of: AsOfQuery = None
+    proposal_id: Id,
+    request: Request,
+    models: Models,
+    reader: ReaderDep,
+    as_of: AsOfQuery = None,
 ) -> Any:
-    found = models.proposal(proposal_id, parse_as_of(as_of))
-    return _resource(response, reader, found, "proposal", proposal_id)
+    at = models.at(parse_as_of(as_of))
+    return _cached(
+        request,
+        at,
+        lambda r: _resource(r, reader, models.proposal(proposal_id, at), "proposal", proposal_id),
+    )
 
 
 @router.get(
@@ -286,15 +305,18 @@ def proposal(
 def versions(
     proposal_id: Id,
     request: Request,
-    response: Response,
     models: Models,
     as_of: AsOfQuery = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Any:
     paging = _Paging(request, models, "versions", as_of, cursor, {})
-    return paging.answer(
-        response, models.versions(proposal_id, paging.at, limit=limit, after=paging.after)
+    return _cached(
+        request,
+        paging.at,
+        lambda r: paging.answer(
+            r, models.versions(proposal_id, paging.at, limit=limit, after=paging.after)
+        ),
     )
 
 
@@ -336,15 +358,18 @@ def compare(
 def proposal_history(
     proposal_id: Id,
     request: Request,
-    response: Response,
     models: Models,
     as_of: AsOfQuery = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Any:
     paging = _Paging(request, models, "history", as_of, cursor, {})
-    return paging.answer(
-        response, models.history(proposal_id, paging.at, limit=limit, after=paging.after)
+    return _cached(
+        request,
+        paging.at,
+        lambda r: paging.answer(
+            r, models.history(proposal_id, paging.at, limit=limit, after=paging.after)
+        ),
     )
 
 
@@ -356,7 +381,6 @@ def proposal_history(
 )
 def meetings(
     request: Request,
-    response: Response,
     models: Models,
     as_of: AsOfQuery = None,
     strand: Filter = None,
@@ -364,8 +388,12 @@ def meetings(
     cursor: CursorQuery = None,
 ) -> Any:
     paging = _Paging(request, models, "meetings", as_of, cursor, {"strand": strand})
-    return paging.answer(
-        response, models.meetings(paging.at, strand_id=strand, limit=limit, after=paging.after)
+    return _cached(
+        request,
+        paging.at,
+        lambda r: paging.answer(
+            r, models.meetings(paging.at, strand_id=strand, limit=limit, after=paging.after)
+        ),
     )
 
 
@@ -376,10 +404,18 @@ def meetings(
     responses=_docs(MeetingDetail, kind="resource", not_found=True),
 )
 def meeting(
-    meeting_id: Id, response: Response, models: Models, reader: ReaderDep, as_of: AsOfQuery = None
+    meeting_id: Id,
+    request: Request,
+    models: Models,
+    reader: ReaderDep,
+    as_of: AsOfQuery = None,
 ) -> Any:
-    found = models.meeting(meeting_id, parse_as_of(as_of))
-    return _resource(response, reader, found, "meeting", meeting_id)
+    at = models.at(parse_as_of(as_of))
+    return _cached(
+        request,
+        at,
+        lambda r: _resource(r, reader, models.meeting(meeting_id, at), "meeting", meeting_id),
+    )
 
 
 @router.get(
@@ -390,7 +426,6 @@ def meeting(
 )
 def publications(
     request: Request,
-    response: Response,
     models: Models,
     as_of: AsOfQuery = None,
     proposal: Filter = None,
@@ -398,9 +433,13 @@ def publications(
     cursor: CursorQuery = None,
 ) -> Any:
     paging = _Paging(request, models, "publications", as_of, cursor, {"proposal": proposal})
-    return paging.answer(
-        response,
-        models.publications(paging.at, proposal_id=proposal, limit=limit, after=paging.after),
+    return _cached(
+        request,
+        paging.at,
+        lambda r: paging.answer(
+            r,
+            models.publications(paging.at, proposal_id=proposal, limit=limit, after=paging.after),
+        ),
     )
 
 
@@ -412,13 +451,19 @@ def publications(
 )
 def publication(
     publication_id: Id,
-    response: Response,
+    request: Request,
     models: Models,
     reader: ReaderDep,
     as_of: AsOfQuery = None,
 ) -> Any:
-    found = models.publication(publication_id, parse_as_of(as_of))
-    return _resource(response, reader, found, "publication", publication_id)
+    at = models.at(parse_as_of(as_of))
+    return _cached(
+        request,
+        at,
+        lambda r: _resource(
+            r, reader, models.publication(publication_id, at), "publication", publication_id
+        ),
+    )
 
 
 @router.get(
@@ -429,7 +474,6 @@ def publication(
 )
 def organisations(
     request: Request,
-    response: Response,
     models: Models,
     as_of: AsOfQuery = None,
     kind: Filter = None,
@@ -437,9 +481,12 @@ def organisations(
     cursor: CursorQuery = None,
 ) -> Any:
     paging = _Paging(request, models, "organisations", as_of, cursor, {"kind": kind})
-    return paging.answer(
-        response,
-        models.organisations(paging.at, org_kind=kind, limit=limit, after=paging.after),
+    return _cached(
+        request,
+        paging.at,
+        lambda r: paging.answer(
+            r, models.organisations(paging.at, org_kind=kind, limit=limit, after=paging.after)
+        ),
     )
 
 
@@ -451,13 +498,19 @@ def organisations(
 )
 def organisation(
     organisation_id: Id,
-    response: Response,
+    request: Request,
     models: Models,
     reader: ReaderDep,
     as_of: AsOfQuery = None,
 ) -> Any:
-    found = models.organisation(organisation_id, parse_as_of(as_of))
-    return _resource(response, reader, found, "organisation", organisation_id)
+    at = models.at(parse_as_of(as_of))
+    return _cached(
+        request,
+        at,
+        lambda r: _resource(
+            r, reader, models.organisation(organisation_id, at), "organisation", organisation_id
+        ),
+    )
 
 
 @router.get(
@@ -467,10 +520,18 @@ def organisation(
     responses=_docs(Process, kind="resource", not_found=True),
 )
 def process(
-    process_id: Id, response: Response, models: Models, reader: ReaderDep, as_of: AsOfQuery = None
+    process_id: Id,
+    request: Request,
+    models: Models,
+    reader: ReaderDep,
+    as_of: AsOfQuery = None,
 ) -> Any:
-    found = models.process(process_id, parse_as_of(as_of))
-    return _resource(response, reader, found, "process", process_id)
+    at = models.at(parse_as_of(as_of))
+    return _cached(
+        request,
+        at,
+        lambda r: _resource(r, reader, models.process(process_id, at), "process", process_id),
+    )
 
 
 @router.get(
@@ -481,14 +542,17 @@ def process(
 )
 def timeline(
     request: Request,
-    response: Response,
     models: Models,
     as_of: AsOfQuery = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Any:
     paging = _Paging(request, models, "timeline", as_of, cursor, {})
-    return paging.answer(response, models.timeline(paging.at, limit=limit, after=paging.after))
+    return _cached(
+        request,
+        paging.at,
+        lambda r: paging.answer(r, models.timeline(paging.at, limit=limit, after=paging.after)),
+    )
 
 
 @router.get(
