@@ -10,7 +10,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from api.auth import RateLimiter
-from api.cache import ReadCache
+from api.cache import CachedReads, LatestIndex, ReadCache
 from api.deps import Readers, ReadModelPool
 from api.errors import install_problem_handlers
 from api.limits import BodyLimits
@@ -67,10 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         thread.start()
         app.state.read_models = ReadModelPool(settings)
+        latest = LatestIndex(lambda: app.state.read_models.get().at(None))
+        latest.start()
+        app.state.latest_index = latest
         try:
             yield
         finally:
             stop.set()
+            latest.stop()
             thread.join(timeout=10)
             follower.db.close()
             follower.log.close()
@@ -89,9 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.verifier_key = signer.verifier_key()
     app.state.tile_cache = TileCache()
-    app.state.read_cache = ReadCache()
+    app.state.read_cache = ReadCache(settings.read_cache_bytes)
     app.state.rate_limiter = RateLimiter(settings.write_rate, settings.write_burst)
     install_problem_handlers(app)
+    app.add_middleware(CachedReads, state=app.state)
     app.add_middleware(
         BodyLimits,
         json_limit=settings.max_json_body,

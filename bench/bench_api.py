@@ -4,7 +4,9 @@ Starts a real `ledger serve` (uvicorn, ``--workers`` processes) over a fresh sto
 demo process, then drives it with wrk (C, event-driven: it costs the 2-core machine far less
 CPU than a Python client would) at 32 concurrent connections:
 
-* reads: GET /proposals/{id}/history (the proposal with the most history);
+* reads: GET /proposals/{id}/history (the proposal with the most history), flat out and then
+  paced near 1,000 requests/s (each connection waits between requests) for the latency a
+  client sees when the server is not saturated;
 * writes: POST /organisations with a fresh Idempotency-Key each, as recorder tokens (one per
   wrk thread), on PostgreSQL (and SQLite for comparison); only 201s count.
 
@@ -77,13 +79,20 @@ end
 """
 
 
+PACED_LUA = """
+function delay()
+  return %(delay_ms)d
+end
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def env_for(settings: Settings) -> dict[str, str]:
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env.update(
         LEDGER_DATA_DIR=str(settings.data_dir),
@@ -93,17 +102,18 @@ def env_for(settings: Settings) -> dict[str, str]:
     )
     if settings.database_url:
         env.update(LEDGER_DATABASE_URL=settings.database_url, LEDGER_PG_SCHEMA=settings.pg_schema)
+    env.update(extra)
     return env
 
 
 class Served:
-    def __init__(self, settings: Settings, workers: int) -> None:
+    def __init__(self, settings: Settings, workers: int, **env: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ledger.cli", "serve", "--port", str(self.port),
              "--workers", str(workers), "--log-level", "warning"],
-            cwd=ROOT, env=env_for(settings),
+            cwd=ROOT, env=env_for(settings, **env),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -200,15 +210,31 @@ def run_backend(backend: str, new_store: object, args: argparse.Namespace) -> di
                 size = len(json.load(r)["items"])
             if size > best:
                 longest, best = item["id"], size
-        history_url = f"{server.base}/proposals/{longest}/history"
+        base = server.base
+        history_url = f"{base}/proposals/{longest}/history"
         wrk(history_url, 2)  # warm up
         reads = wrk(history_url, args.seconds)
+        # The same read paced near the target rate (each connection waits between requests),
+        # for the latency a client sees when the server is not saturated.
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(PACED_LUA % {"delay_ms": int(CONNECTIONS * 1000 / args.paced_rps) - 2})
+        try:
+            paced = wrk(history_url, args.seconds, script.name)
+        finally:
+            os.unlink(script.name)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(WRITE_LUA % {"tokens": ", ".join(f'"{t}"' for t in tokens)})
         try:
             writes = wrk(server.base, args.seconds, script.name)
         finally:
             os.unlink(script.name)
+    finally:
+        server.stop()
+    # The same read with the read cache off: every request queries the read models.
+    server = Served(settings, args.workers, LEDGER_READ_CACHE_BYTES="0")
+    try:
+        wrk(history_url.replace(base, server.base), 2)
+        uncached = wrk(history_url.replace(base, server.base), args.seconds)
     finally:
         server.stop()
     acked = writes.get("created", 0.0) / max(writes.get("elapsed", args.seconds), 1e-9)
@@ -218,6 +244,12 @@ def run_backend(backend: str, new_store: object, args: argparse.Namespace) -> di
         "read_rps": reads["rps"],
         "read_p50_ms": reads.get("p50"),
         "read_p99_ms": reads.get("p99"),
+        "uncached_read_rps": uncached["rps"],
+        "uncached_read_p50_ms": uncached.get("p50"),
+        "uncached_read_p99_ms": uncached.get("p99"),
+        "paced_read_rps": paced["rps"],
+        "paced_read_p50_ms": paced.get("p50"),
+        "paced_read_p99_ms": paced.get("p99"),
         "write_acked_per_s": round(acked, 1),
         "write_refused": int(writes.get("other", 0)),
         "write_p50_ms": writes.get("p50"),
@@ -233,6 +265,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--appends", type=int, default=640, help="in-process baseline size")
+    parser.add_argument("--paced-rps", type=int, default=1000, help="rate of the paced read")
     parser.add_argument(
         "--backend", action="append", choices=("sqlite", "postgresql"),
         help="default: both",

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     max_document: int = 26_214_400
     write_rate: float = 20.0
     write_burst: int = 100
+    # Bytes of serialised public answers each API process keeps (0 turns the cache off).
+    read_cache_bytes: int = 64 * 1024 * 1024
     # Threads each API worker runs routes in (each holds a few database connections).
     api_threads: int = 8
     # Commands arriving together are written in one transaction, up to this many.
