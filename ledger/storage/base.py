@@ -19,6 +19,7 @@ __all__ = [
     "DOCUMENTS_TABLE",
     "IDEMPOTENCY_TABLE",
     "REVOCATIONS_TABLE",
+    "SESSIONS_TABLE",
     "SIDE_TABLES",
     "TOKENS_TABLE",
     "LogReader",
@@ -39,6 +40,7 @@ TOKENS_TABLE = "ledger_tokens"
 REVOCATIONS_TABLE = "ledger_token_revocations"
 IDEMPOTENCY_TABLE = "ledger_idempotency"
 DOCUMENTS_TABLE = "ledger_documents"
+SESSIONS_TABLE = "ledger_sessions"
 
 # name -> (column, SQLite type, PostgreSQL type) ..., primary key columns
 SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]] = {
@@ -77,6 +79,16 @@ SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]]
             ("stored_at", "TEXT", "text"),
         ),
         ("sha256",),
+    ),
+    SESSIONS_TABLE: (
+        (
+            ("session_hash", "TEXT", "text"),
+            ("token_id", "TEXT", "text"),
+            ("csrf", "TEXT", "text"),
+            ("created", "TEXT", "text"),
+            ("expires", "TEXT", "text"),
+        ),
+        ("session_hash",),
     ),
 }
 

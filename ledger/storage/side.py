@@ -23,10 +23,11 @@ from ledger.storage.base import (
     DOCUMENTS_TABLE,
     IDEMPOTENCY_TABLE,
     REVOCATIONS_TABLE,
+    SESSIONS_TABLE,
     TOKENS_TABLE,
 )
 
-__all__ = ["Document", "IdempotentWrite", "SideStore", "StoredToken"]
+__all__ = ["Document", "IdempotentWrite", "Session", "SideStore", "StoredToken"]
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -56,6 +57,17 @@ class Document:
     media_type: str
     size: int
     content: bytes | None  # None when only the metadata was asked for
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in official's browser session (the cookie holds a secret; this, its hash)."""
+
+    session_hash: str
+    token_id: str
+    csrf: str
+    created: str
+    expires: str
 
 
 class SideStore:
@@ -191,6 +203,44 @@ class SideStore:
         if row is None:
             return None
         return Document(row[0], row[1], int(row[2]), bytes(row[3]) if content else None)
+
+    # sessions ----------------------------------------------------------------------------
+
+    def _write(self, statement: str, params: tuple[Any, ...]) -> int:
+        sql = _PLACEHOLDER.sub("%s", statement) if self._pg else statement
+        try:
+            cursor = self._conn().execute(sql, params)
+        except Exception as exc:
+            self._drop()
+            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+        return int(cursor.rowcount)
+
+    def create_session(self, session: Session) -> None:
+        self._write(
+            f"INSERT INTO {SESSIONS_TABLE} (session_hash, token_id, csrf, created, expires) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (session.session_hash, session.token_id, session.csrf, session.created,
+             session.expires),
+        )  # fmt: skip
+
+    def session(self, session_hash: str, now: str) -> Session | None:
+        """The live session with that hash (expired ones are not returned)."""
+        row = self._one(
+            f"SELECT session_hash, token_id, csrf, created, expires FROM {SESSIONS_TABLE} "
+            "WHERE session_hash = ? AND expires > ?",
+            (session_hash, now),
+        )
+        return None if row is None else Session(*row)
+
+    def end_session(self, session_hash: str) -> bool:
+        return (
+            self._write(f"DELETE FROM {SESSIONS_TABLE} WHERE session_hash = ?", (session_hash,))
+            == 1
+        )
+
+    def purge_sessions(self, now: str) -> int:
+        """Forget expired sessions; how many."""
+        return self._write(f"DELETE FROM {SESSIONS_TABLE} WHERE expires <= ?", (now,))
 
     def close(self) -> None:
         with self._lock:
