@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api.auth import RateLimiter
 from api.cache import CachedReads, LatestIndex, ReadCache
@@ -17,6 +18,8 @@ from api.limits import BodyLimits
 from api.openapi import install_openapi
 from api.responses import JSONResponse
 from api.routes import documents, exports, health, log, public, writes
+from api.web import STATIC_DIR as WEB_STATIC
+from api.web import router as web_router
 from ledger.application import LedgerApplication
 from ledger.keys import ConfigurationError, load_signer
 from ledger.proofs import TileCache
@@ -109,5 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(writes.router)
     app.include_router(health.router)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
     install_openapi(app)
     return app
