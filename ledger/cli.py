@@ -340,8 +340,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings)  # fails here, before printing a URL, if misconfigured
     base = f"http://{args.host}:{args.port}"
     _out(f"Open Policy Ledger serving {settings.describe_store()} at {base}/")
+    _out(f"  website:            {base}/")
     _out(f"  API documentation:  {base}/docs")
-    _out(f"  proposals:          {base}/proposals")
     _out(f"  latest checkpoint:  {base}/checkpoint")
     for role, token in tokens:
         _out(f"  demo {role} token: {token}")
