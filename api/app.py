@@ -20,6 +20,7 @@ from api.responses import JSONResponse
 from api.routes import documents, exports, health, log, public, writes
 from api.web import STATIC_DIR as WEB_STATIC
 from api.web import router as web_router
+from api.workspace import router as workspace_router
 from ledger.application import LedgerApplication
 from ledger.keys import ConfigurationError, load_signer
 from ledger.proofs import TileCache
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(writes.router)
     app.include_router(health.router)
     app.include_router(web_router)
+    app.include_router(workspace_router)
     app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
     install_openapi(app)
     return app

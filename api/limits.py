@@ -3,6 +3,8 @@
 A body over the limit is refused with 413 as soon as ``Content-Length`` says so, or as soon
 as a streamed body passes it; a write whose body is not JSON gets 415. Documents (``POST
 /documents``) have their own, larger limit and any allowed media type (checked by the route).
+The officials' workspace (``/workspace/...``) posts HTML forms: URL-encoded forms within the
+JSON limit, multipart forms (document uploads) within the document limit.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["BodyLimits"]
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_WORKSPACE = "/workspace"
+_FORM = b"application/x-www-form-urlencoded"
+_MULTIPART = b"multipart/form-data"
 
 
 async def _problem(send: Send, scope: Scope, status: int, title: str, detail: str) -> None:
@@ -56,19 +61,24 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        is_document = scope.get("path") == self.document_path
+        path = str(scope.get("path", ""))
+        is_document = path == self.document_path
         limit = self.document_limit if is_document else self.json_limit
-        if not is_document:
-            media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-            if media_type != b"application/json":
-                await _problem(
-                    send,
-                    scope,
-                    415,
-                    "Unsupported media type",
-                    "send the command as a JSON object with Content-Type: application/json",
-                )
-                return
+        media_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+        is_form = media_type in (_FORM, _MULTIPART) and (
+            path == _WORKSPACE or path.startswith(_WORKSPACE + "/")
+        )
+        if is_form and media_type == _MULTIPART:
+            limit = self.document_limit
+        if not is_document and not is_form and media_type != b"application/json":
+            await _problem(
+                send,
+                scope,
+                415,
+                "Unsupported media type",
+                "send the command as a JSON object with Content-Type: application/json",
+            )
+            return
         declared = headers.get(b"content-length")
         if declared is not None:
             try:

@@ -32,6 +32,7 @@ __all__ = [
     "Outcome",
     "Participation",
     "Phase",
+    "PrereleaseGrant",
     "Problem",
     "Process",
     "ProposalDetail",
@@ -206,6 +207,10 @@ class Meeting(_Strict):
         description="null where the disclosure mode withholds attendance"
     )
     attendance_withheld: bool
+    attendee_count: int = Field(
+        description="how many organisations attended (0 until held); for Chatham House and "
+        "private meetings the only attendance shown: the log holds one salted commitment each"
+    )
     minutes: Minutes | None
     scheduled_index: int
     as_of_index: int
@@ -232,22 +237,46 @@ class MeetingDetail(Meeting):
 # publications ------------------------------------------------------------------------------
 
 
+class PrereleaseGrant(_Strict):
+    organisation_id: str
+    authorised_by: str
+    reason: str
+    index: int = Field(description="the log index of the grant's entry")
+    time: str
+
+
 class Publication(_Strict):
     id: str
     process_id: str
     pub_kind: str
     title: str
-    sha256: str
-    size: int
-    media_type: str
+    sha256: str | None = Field(description="null while embargoed (not yet released)")
+    size: int | None = Field(description="null while embargoed")
+    media_type: str | None = Field(description="null while embargoed")
     proposal_ids: list[str]
     meeting_ids: list[str]
-    state: Literal["published", "withdrawn", "superseded"]
+    state: Literal["published", "embargoed", "withdrawn", "superseded"]
     superseded_by: str | None
     reason: str | None
-    published_index: int
+    published_index: int = Field(
+        description="the log index of its first entry (published, or embargoed)"
+    )
     published_time: str
-    state_index: int = Field(description="the log index of the entry that set its state")
+    state_index: int = Field(description="the log index of the entry that last changed it")
+    commitment: str | None = Field(
+        description="embargoed publications only: SHA-256(salt ‖ document bytes), hex"
+    )
+    release_at: str | None = Field(description="embargoed publications only: scheduled release")
+    salt: str | None = Field(
+        description="the commitment's salt (hex), revealed by the release; null before"
+    )
+    released_index: int | None = Field(description="the log index of the release entry")
+    override_reason: str | None = Field(
+        description="why an admin released it before release_at, if they did"
+    )
+    prerelease_grants: list[PrereleaseGrant] = Field(
+        description="organisations granted access before release (embargoed publications)"
+    )
     as_of_index: int
 
 

@@ -21,6 +21,7 @@ from ledger.actors import Actor
 from ledger.errors import InvalidInputError, RuleViolationError, StaleVersionError
 
 __all__ = [
+    "ATTENDANCE_SEALED",
     "CONSENSUS_STATES",
     "DECISIONS",
     "DISCLOSURE_MODES",
@@ -52,6 +53,8 @@ ORGANISATION_KINDS = (
     "business",
 )
 DISCLOSURE_MODES = ("on_record", "non_attributed", "chatham_house", "private")
+ATTENDANCE_SEALED = ("chatham_house", "private")
+"""Disclosure modes whose held entry records attendance only as salted commitments."""
 DECISIONS = ("agreed", "disagreed", "withdrawn", "no_decision")
 CONSENSUS_STATES = ("banked", "still_to_discuss", "options")
 OUTCOME_ITEM_KINDS = ("decision", "action", "agreement", "disagreement", "option")
@@ -105,6 +108,17 @@ def _sha256_hex(value: Any) -> str:
     text = _text("sha256", value)
     if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
         raise InvalidInputError("sha256 must be 64 lowercase hex digits")
+    return text
+
+
+def _rfc3339_utc(name: str, value: Any) -> str:
+    text = _text(name, value)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or not text.endswith("Z") or "T" not in text:
+        raise InvalidInputError(f"{name} must be an RFC 3339 UTC time such as 2026-03-01T09:00:00Z")
     return text
 
 
@@ -649,20 +663,58 @@ class Meeting(LedgerAggregate):
             convenor_org=convenor_org,
         )
 
-    def record_held(
-        self, *, attending_orgs: list[str], held_at: str, actor: Actor, at: datetime
-    ) -> None:
+    @property
+    def attendance_sealed(self) -> bool:
+        """Whether attendance is recorded only as salted commitments (Chatham House, private)."""
+        return self.disclosure in ATTENDANCE_SEALED
+
+    def check_attendance(self, attending_orgs: list[str]) -> None:
+        """Refuse a second held record, an empty or a repeated list of attending organisations."""
         if self.held:
             raise RuleViolationError("meeting has already been recorded as held")
         if not attending_orgs:
             raise InvalidInputError("a held meeting needs at least one attending organisation")
         if len(set(attending_orgs)) != len(attending_orgs):
             raise InvalidInputError("attending organisations are listed twice")
+
+    def record_held(
+        self, *, attending_orgs: list[str], held_at: str, actor: Actor, at: datetime
+    ) -> None:
+        self.check_attendance(attending_orgs)
+        if self.attendance_sealed:
+            raise RuleViolationError(
+                f"attendance of a {self.disclosure} meeting is recorded only as salted "
+                "commitments, never by organisation id"
+            )
         self._record(
             ev.MeetingHeld,
             actor,
             at,
             attending_orgs=list(attending_orgs),
+            held_at=_text("held_at", held_at),
+        )
+
+    def record_held_in_confidence(
+        self, *, attendance_commitments: list[str], held_at: str, actor: Actor, at: datetime
+    ) -> None:
+        """Record a Chatham House or private meeting as held, with one salted commitment per
+        attending organisation (sorted, so their order says nothing either)."""
+        if self.held:
+            raise RuleViolationError("meeting has already been recorded as held")
+        if not self.attendance_sealed:
+            raise RuleViolationError(
+                f"a {self.disclosure} meeting records its attending organisations in the open"
+            )
+        if not attendance_commitments:
+            raise InvalidInputError("a held meeting needs at least one attending organisation")
+        clean = sorted(_sha256_hex(c) for c in attendance_commitments)
+        if len(set(clean)) != len(clean):
+            raise InvalidInputError("attendance commitments are listed twice")
+        self._record(
+            ev.MeetingHeldInConfidence,
+            actor,
+            at,
+            attendance_commitments=clean,
             held_at=_text("held_at", held_at),
         )
 
@@ -719,6 +771,11 @@ class Meeting(LedgerAggregate):
         self.attending_orgs = list(event.attending_orgs)
 
     @when.register
+    def _(self, event: ev.MeetingHeldInConfidence) -> None:
+        self.held = True
+        self.attending_orgs = []
+
+    @when.register
     def _(self, event: ev.MeetingOutcomeRecorded) -> None:
         self.outcome_count += 1
 
@@ -767,6 +824,92 @@ class Publication(LedgerAggregate):
             meeting_ids=list(meeting_ids),
         )
 
+    @classmethod
+    def embargo(
+        cls,
+        *,
+        process_id: str,
+        pub_kind: str,
+        title: str,
+        commitment: str,
+        release_at: str,
+        proposal_ids: list[str],
+        meeting_ids: list[str],
+        actor: Actor,
+        at: datetime,
+        id: UUID | None = None,
+    ) -> Publication:
+        return cls._start(
+            ev.PublicationEmbargoed,
+            actor,
+            at,
+            id,
+            process_id=process_id,
+            pub_kind=_choice("publication kind", pub_kind, PUBLICATION_KINDS),
+            title=_text("title", title),
+            commitment=_sha256_hex(commitment),
+            release_at=_rfc3339_utc("release_at", release_at),
+            proposal_ids=list(proposal_ids),
+            meeting_ids=list(meeting_ids),
+        )
+
+    def check_embargoed(self, doing: str) -> None:
+        if self.state != "embargoed":
+            raise RuleViolationError(f"cannot {doing}: the publication is {self.state}")
+
+    def grant_prerelease_access(
+        self, *, organisation_id: str, authorised_by: str, reason: str, actor: Actor, at: datetime
+    ) -> None:
+        self.check_embargoed("grant pre-release access")
+        self._record(
+            ev.PrereleaseAccessGranted,
+            actor,
+            at,
+            organisation_id=organisation_id,
+            authorised_by=_text("authorised_by", authorised_by),
+            reason=_text("reason", reason),
+        )
+
+    def release(
+        self,
+        *,
+        sha256: str,
+        size: int,
+        media_type: str,
+        salt: str,
+        override_reason: str | None,
+        actor: Actor,
+        at: datetime,
+    ) -> None:
+        """Release the embargoed document (the application has checked its bytes against
+        the commitment). Before ``release_at`` only an admin may, with a reason."""
+        self.check_embargoed("release it")
+        early = at < datetime.fromisoformat(self.release_at)
+        if override_reason is not None:
+            _text("override_reason", override_reason)
+            if actor.role not in ("admin", "system"):
+                raise RuleViolationError(
+                    f"only an admin may override an embargo (this token is a {actor.role}'s)"
+                )
+        elif early:
+            raise RuleViolationError(
+                f"the publication is embargoed until {self.release_at}; an admin may release "
+                "it earlier with an override_reason"
+            )
+        _check_size(size)
+        if len(salt) != 64 or any(c not in "0123456789abcdef" for c in salt):
+            raise InvalidInputError("salt must be 64 lowercase hex digits")
+        self._record(
+            ev.PublicationReleased,
+            actor,
+            at,
+            sha256=_sha256_hex(sha256),
+            size=size,
+            media_type=_text("media_type", media_type),
+            salt=salt,
+            override_reason=override_reason,
+        )
+
     def _check_current(self) -> None:
         if self.state != "published":
             raise RuleViolationError(f"publication is already {self.state}")
@@ -794,6 +937,25 @@ class Publication(LedgerAggregate):
     @when.register
     def _(self, event: ev.PublicationPublished) -> None:
         self.title = event.title
+        self.sha256: str | None = event.sha256
+        self.commitment: str | None = None
+        self.release_at = ""
+        self.state = "published"
+
+    @when.register
+    def _(self, event: ev.PublicationEmbargoed) -> None:
+        self.title = event.title
+        self.sha256 = None
+        self.commitment = event.commitment
+        self.release_at = event.release_at
+        self.state = "embargoed"
+
+    @when.register
+    def _(self, event: ev.PrereleaseAccessGranted) -> None:
+        pass
+
+    @when.register
+    def _(self, event: ev.PublicationReleased) -> None:
         self.sha256 = event.sha256
         self.state = "published"
 

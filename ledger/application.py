@@ -9,6 +9,7 @@ then saves. Saving writes the event row and its sequenced entry in one transacti
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -50,6 +51,7 @@ from ledger.checkpoint import (
     add_signatures,
     verify_cosignatures,
 )
+from ledger.commitments import attendance_commitment, commit, matches, new_salt
 from ledger.envelope import EntryMapper
 from ledger.errors import (
     ConcurrentWriteError,
@@ -65,7 +67,14 @@ from ledger.proofs import ProofBuilder, TileCache
 from ledger.sequencer import Sealed, SideRow
 from ledger.settings import Settings
 from ledger.storage import LogReader, factory_for, open_reader
-from ledger.storage.base import IDEMPOTENCY_TABLE, REVOCATIONS_TABLE, TOKENS_TABLE
+from ledger.storage.base import (
+    ATTENDANCE_SALTS_TABLE,
+    EMBARGO_SALTS_TABLE,
+    IDEMPOTENCY_TABLE,
+    REVOCATIONS_TABLE,
+    TOKENS_TABLE,
+)
+from ledger.storage.side import SideStore
 from ledger.tokens import new_token
 from ledger.witness import WitnessError, submit_checkpoint
 
@@ -135,9 +144,12 @@ class LedgerApplication(Application[UUID]):
     ) -> None:
         self.settings = settings or Settings()
         self.clock = clock
+        # Where the salts of commitments come from (random; the demo makes them repeatable).
+        self.salts: Callable[[], bytes] = new_salt
         self._create_tables = create_tables
         self._reader: LogReader | None = None
         self._reader_lock = threading.Lock()
+        self._side: SideStore | None = None
         self._tiles = TileCache()
         self._committer = GroupCommitter(self._put, max_batch=self.settings.group_commit_max)
         self._witnessed: dict[str, int] = {}  # witness URL → size it last cosigned
@@ -315,11 +327,22 @@ class LedgerApplication(Application[UUID]):
         """RFC 9162 consistency proof between two committed tree sizes, from storage."""
         return self._read(lambda reader: ProofBuilder(reader, self._tiles).consistency(old, new))
 
+    @property
+    def side(self) -> SideStore:
+        """The tables beside the log (salts of commitments, documents), opened lazily."""
+        with self._reader_lock:
+            if self._side is None:
+                self._side = SideStore(self.settings)
+            return self._side
+
     def close(self) -> None:
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+            if self._side is not None:
+                self._side.close()
+                self._side = None
         super().close()
 
     def _get(
@@ -665,13 +688,75 @@ class LedgerApplication(Application[UUID]):
         actor: Actor,
         expected_version: int | None = None,
     ) -> Receipt:
-        """Record that a meeting took place, and which organisations attended."""
+        """Record that a meeting took place, and which organisations attended.
+
+        For a Chatham House or private meeting the entry does not name them: it holds one
+        salted commitment per organisation (``ledger.commitments``), and the salts are stored
+        beside the log in the same transaction, for ``attendance_proof``.
+        """
         self._require_orgs(attending_orgs, "attending")
         meeting = self._get(Meeting, meeting_id, expected_version)
-        meeting.record_held(
-            attending_orgs=list(attending_orgs), held_at=held_at, actor=actor, at=self.clock()
+        if not meeting.attendance_sealed:
+            meeting.record_held(
+                attending_orgs=list(attending_orgs), held_at=held_at, actor=actor, at=self.clock()
+            )
+            return self._commit(meeting)
+        orgs = [str(UUID(str(org))) for org in attending_orgs]
+        meeting.check_attendance(orgs)
+        rows = []
+        for org in orgs:
+            salt = self.salts()
+            values = {
+                "meeting_id": str(meeting.id),
+                "org_id": org,
+                "salt": salt,
+                "commitment": attendance_commitment(salt, org),
+                "idx": None,
+            }
+            rows.append(SideRow(0, ATTENDANCE_SALTS_TABLE, values))
+        meeting.record_held_in_confidence(
+            attendance_commitments=[row.values["commitment"] for row in rows],
+            held_at=held_at,
+            actor=actor,
+            at=self.clock(),
         )
-        return self._commit(meeting)
+        return self._commit(meeting, side=rows)
+
+    def attendance_proof(self, meeting_id: str, organisation_id: str) -> dict[str, Any]:
+        """Show an authorised party that an organisation attended a Chatham House or private
+        meeting: the salt of its commitment, the commitment's position in the held entry and
+        that entry, so anyone can recompute it (``ledger.commitments.check_attendance_proof``).
+        """
+        meeting = self._get(Meeting, meeting_id)
+        if not meeting.attendance_sealed:
+            raise RuleViolationError(
+                f"attendance of a {meeting.disclosure} meeting is in its entry: no proof needed"
+            )
+        if not meeting.held:
+            raise RuleViolationError("the meeting has not been recorded as held")
+        try:
+            org = str(UUID(str(organisation_id)))
+        except ValueError:
+            raise NotFoundError(f"no organisation {organisation_id!r}: not a valid id") from None
+        found = self.side.attendance_salt(str(meeting.id), org)
+        if found is None:
+            raise NotFoundError(f"the ledger records no attendance of {org} at this meeting")
+        entries = self._read(lambda reader: reader.entries(found.index, found.index + 1))
+        if not entries:
+            raise StorageError(f"entry {found.index} is missing from the log")
+        fields = parse_entry(entries[0])
+        commitments = fields["data"].get("attendance_commitments") or []
+        if found.commitment not in commitments:
+            raise StorageError(f"entry {found.index} does not hold the stored commitment")
+        return {
+            "meeting_id": str(meeting.id),
+            "organisation": org,
+            "salt": found.salt.hex(),
+            "commitment": found.commitment,
+            "position": commitments.index(found.commitment),
+            "index": found.index,
+            "entry": entries[0].decode("utf-8"),
+        }
 
     def record_meeting_outcome(
         self,
@@ -749,6 +834,113 @@ class LedgerApplication(Application[UUID]):
             actor=actor,
             at=self.clock(),
             id=self._id(id),
+        )
+        return self._commit(publication)
+
+    def embargo_publication(
+        self,
+        *,
+        process_id: str,
+        pub_kind: str,
+        title: str,
+        document: bytes,
+        release_at: str,
+        proposal_ids: Sequence[str] = (),
+        meeting_ids: Sequence[str] = (),
+        actor: Actor,
+        id: str | UUID | None = None,
+    ) -> Receipt:
+        """Record a publication under embargo until ``release_at`` (RFC 3339 UTC).
+
+        The entry holds only a salted commitment to the document's bytes,
+        SHA-256(salt ‖ bytes): not its hash, size or media type, which would let anyone
+        confirm a guessed document. The fresh 32-byte salt (and the document's hash) are
+        stored beside the log in the same transaction, until ``release_publication``.
+        """
+        if not isinstance(document, bytes) or not document:
+            raise InvalidInputError("an embargoed publication needs the document's bytes")
+        self._get(Process, process_id)
+        for proposal_id in proposal_ids:
+            self._get(Proposal, proposal_id)
+        for meeting_id in meeting_ids:
+            self._get(Meeting, meeting_id)
+        salt = self.salts()
+        publication = Publication.embargo(
+            process_id=process_id,
+            pub_kind=pub_kind,
+            title=title,
+            commitment=commit(salt, document),
+            release_at=release_at,
+            proposal_ids=list(proposal_ids),
+            meeting_ids=list(meeting_ids),
+            actor=actor,
+            at=self.clock(),
+            id=self._id(id),
+        )
+        row = {
+            "publication_id": str(publication.id),
+            "salt": salt,
+            "sha256": hashlib.sha256(document).hexdigest(),
+            "idx": None,
+        }
+        return self._commit(publication, side=[SideRow(0, EMBARGO_SALTS_TABLE, row)])
+
+    def grant_prerelease_access(
+        self,
+        publication_id: str,
+        *,
+        organisation_id: str,
+        authorised_by: str,
+        reason: str,
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> Receipt:
+        """Record that an organisation may see an embargoed document before its release."""
+        self._require_orgs([organisation_id], "granted pre-release access")
+        publication = self._get(Publication, publication_id, expected_version)
+        publication.grant_prerelease_access(
+            organisation_id=organisation_id,
+            authorised_by=authorised_by,
+            reason=reason,
+            actor=actor,
+            at=self.clock(),
+        )
+        return self._commit(publication)
+
+    def release_publication(
+        self,
+        publication_id: str,
+        *,
+        document: bytes,
+        media_type: str,
+        override_reason: str | None = None,
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> Receipt:
+        """Release an embargoed publication: reveal its SHA-256, size, media type and salt.
+
+        Refused (nothing recorded) unless SHA-256(salt ‖ document) is the embargo's
+        commitment, and before ``release_at`` unless an admin gives ``override_reason``.
+        """
+        publication = self._get(Publication, publication_id, expected_version)
+        publication.check_embargoed("release it")
+        stored = self.side.embargo_salt(str(publication.id))
+        if stored is None:
+            raise RuleViolationError("the embargo's salt is not held beside the log")
+        if publication.commitment is None or not matches(
+            publication.commitment, stored.salt, document
+        ):
+            raise RuleViolationError(
+                "these bytes are not the document the embargo committed to: nothing was released"
+            )
+        publication.release(
+            sha256=hashlib.sha256(document).hexdigest(),
+            size=len(document),
+            media_type=media_type,
+            salt=stored.salt.hex(),
+            override_reason=override_reason,
+            actor=actor,
+            at=self.clock(),
         )
         return self._commit(publication)
 
@@ -913,6 +1105,7 @@ COMMANDS: tuple[str, ...] = (
     "record_meeting_outcome",
     "agree_minutes",
     "publish",
+    "grant_prerelease_access",
     "withdraw_publication",
     "supersede_publication",
     "record_correction",

@@ -16,6 +16,7 @@ two empty ledgers gives byte-identical logs.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -216,6 +217,19 @@ class _Meeting:
     items: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _demo_salts() -> Callable[[], bytes]:
+    """Repeatable salts, so the demo's log is byte-identical each time it is recorded.
+
+    Only for the demo, whose data is public anyway: predictable salts hide nothing.
+    """
+    count = itertools.count()
+
+    def salt() -> bytes:
+        return hashlib.sha256(b"open-policy-ledger demo salt %d" % next(count)).digest()
+
+    return salt
+
+
 class _Story:
     """The recording helpers and the chapters of the story, in order."""
 
@@ -223,6 +237,7 @@ class _Story:
         self.app = app
         self.clock = DemoClock(START)
         app.clock = self.clock
+        app.salts = _demo_salts()
         self.progress = progress
         self.process_id = demo_id("process", "data-sharing-open-policy")
         self.orgs = {slug: demo_id("organisation", slug) for slug, _, _ in ORGANISATIONS}

@@ -26,6 +26,7 @@ __all__ = [
     "LedgerEvent",
     "LegislativeOutcomeLinked",
     "MeetingHeld",
+    "MeetingHeldInConfidence",
     "MeetingOutcomeRecorded",
     "MeetingScheduled",
     "MembershipAdded",
@@ -33,11 +34,14 @@ __all__ = [
     "MinutesAgreed",
     "OrganisationRegistered",
     "PhaseStarted",
+    "PrereleaseAccessGranted",
     "ProcessStarted",
     "ProposalRevised",
     "ProposalStatusChanged",
     "ProposalTabled",
+    "PublicationEmbargoed",
     "PublicationPublished",
+    "PublicationReleased",
     "PublicationSuperseded",
     "PublicationWithdrawn",
     "StrandAdded",
@@ -193,6 +197,16 @@ class MeetingHeld(LedgerEvent):
     held_at: str
 
 
+class MeetingHeldInConfidence(LedgerEvent):
+    """A Chatham House or private meeting took place. The entry does not say who attended:
+    one salted commitment per attending organisation, SHA-256(salt ‖ organisation id) hex,
+    sorted; the salts are kept beside the log (``ledger.commitments``)."""
+
+    TOPIC = "meeting.held_in_confidence"
+    attendance_commitments: list[str]
+    held_at: str
+
+
 class MeetingOutcomeRecorded(LedgerEvent):
     TOPIC = "meeting.outcome_recorded"
     outcome_id: str
@@ -220,6 +234,42 @@ class PublicationPublished(LedgerCreated):
     media_type: str
     proposal_ids: list[str]
     meeting_ids: list[str]
+
+
+class PublicationEmbargoed(LedgerCreated):
+    """A document is committed to before its release: the entry holds a salted commitment,
+    SHA-256(salt ‖ document bytes) hex, never the document's own hash, size or media type.
+    The salt is kept beside the log until ``publication.released`` reveals it."""
+
+    TOPIC = "publication.embargoed"
+    AGGREGATE_TOPIC = "publication"
+    process_id: str
+    pub_kind: str
+    title: str
+    commitment: str
+    release_at: str
+    proposal_ids: list[str]
+    meeting_ids: list[str]
+
+
+class PrereleaseAccessGranted(LedgerEvent):
+    TOPIC = "publication.prerelease_access_granted"
+    organisation_id: str
+    authorised_by: str
+    reason: str
+
+
+class PublicationReleased(LedgerEvent):
+    """An embargoed publication is released: its SHA-256, size, media type and the salt,
+    so anyone can check SHA-256(salt ‖ bytes) against the embargo entry's commitment.
+    ``override_reason`` is set when an admin released it before ``release_at``."""
+
+    TOPIC = "publication.released"
+    sha256: str
+    size: int
+    media_type: str
+    salt: str
+    override_reason: str | None
 
 
 class PublicationWithdrawn(LedgerEvent):
@@ -297,9 +347,13 @@ ALL_EVENTS: tuple[type[LedgerEvent], ...] = (
     LegislativeOutcomeLinked,
     MeetingScheduled,
     MeetingHeld,
+    MeetingHeldInConfidence,
     MeetingOutcomeRecorded,
     MinutesAgreed,
     PublicationPublished,
+    PublicationEmbargoed,
+    PrereleaseAccessGranted,
+    PublicationReleased,
     PublicationWithdrawn,
     PublicationSuperseded,
     CorrectionRecorded,

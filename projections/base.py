@@ -22,6 +22,7 @@ __all__ = [
     "Buffer",
     "Entry",
     "View",
+    "add_columns",
     "as_json",
     "close_row",
     "current_row",
@@ -87,6 +88,20 @@ class View(Protocol):
 
     def apply(self, db: Db, entry: Entry) -> None:
         """Apply one entry (ignore types it does not read)."""
+
+
+def add_columns(db: Db, table: str, columns: Mapping[str, str]) -> None:
+    """Add ``columns`` (name → SQL type) that a table created by an older release lacks.
+
+    Rows written before hold NULL there; a rebuild fills them in."""
+    if db.dialect == "sqlite":
+        have = {r[1] for r in db.all(f"PRAGMA table_info({table})")}
+        for name, sql_type in columns.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+    else:
+        for name, sql_type in columns.items():
+            db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type}")
 
 
 def as_json(value: Any) -> str:

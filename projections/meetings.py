@@ -3,7 +3,9 @@
 Tables: ``pv_meetings`` (versioned rows: scheduled, held, minutes agreed) and
 ``pv_meeting_outcomes`` (one row per recorded outcome, never changed). The tables keep
 everything the log says; the queries honour each meeting's disclosure mode: Chatham House
-and private meetings do not show who attended, and outcome items of non-attributed,
+and private meetings do not show who attended (their ``meeting.held_in_confidence`` entry
+does not say either: it holds one salted commitment per attendee, so only the number of
+attendees is known), and outcome items of non-attributed,
 Chatham House and private meetings lose their ``orgs`` (who said what).
 Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_index``).
 """
@@ -13,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from projections.base import CURRENT, Entry, as_json, from_json, insert_row, replace_row
+from projections.base import (
+    CURRENT,
+    Entry,
+    add_columns,
+    as_json,
+    from_json,
+    insert_row,
+    replace_row,
+)
 from projections.db import Db
 
 __all__ = [
@@ -34,7 +44,8 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS pv_meetings (id TEXT NOT NULL, valid_from BIGINT NOT NULL, "
     "valid_to BIGINT, process_id TEXT, strand_id TEXT, title TEXT, starts_at TEXT, "
     "disclosure TEXT, convenor_org TEXT, held INTEGER NOT NULL DEFAULT 0, held_at TEXT, "
-    "attending_orgs TEXT, minutes TEXT, scheduled_index BIGINT, PRIMARY KEY (id, valid_from))",
+    "attending_orgs TEXT, minutes TEXT, scheduled_index BIGINT, attendee_count BIGINT, "
+    "PRIMARY KEY (id, valid_from))",
     "CREATE TABLE IF NOT EXISTS pv_meeting_outcomes (meeting_id TEXT NOT NULL, "
     "outcome_id TEXT NOT NULL, idx BIGINT NOT NULL, time TEXT NOT NULL, items TEXT NOT NULL, "
     "PRIMARY KEY (meeting_id, outcome_id))",
@@ -43,7 +54,7 @@ _DDL = [
 
 _COLUMNS = (
     "id, process_id, strand_id, title, starts_at, disclosure, convenor_org, held, held_at, "
-    "attending_orgs, minutes, scheduled_index"
+    "attending_orgs, minutes, scheduled_index, attendee_count"
 )
 
 
@@ -56,6 +67,7 @@ class MeetingsView:
     def create(self, db: Db) -> None:
         for statement in _DDL:
             db.execute(statement)
+        add_columns(db, "pv_meetings", {"attendee_count": "BIGINT"})
 
     def apply(self, db: Db, entry: Entry) -> None:
         if not entry.type.startswith("meeting."):
@@ -80,6 +92,7 @@ class MeetingsView:
                     "attending_orgs": as_json([]),
                     "minutes": None,
                     "scheduled_index": at,
+                    "attendee_count": 0,
                 },
             )
         elif kind == "held":
@@ -92,6 +105,20 @@ class MeetingsView:
                     "held": 1,
                     "held_at": data["held_at"],
                     "attending_orgs": as_json(data["attending_orgs"]),
+                    "attendee_count": len(data["attending_orgs"]),
+                },
+            )
+        elif kind == "held_in_confidence":
+            replace_row(
+                db,
+                "pv_meetings",
+                {"id": mid},
+                at,
+                {
+                    "held": 1,
+                    "held_at": data["held_at"],
+                    "attending_orgs": as_json([]),
+                    "attendee_count": len(data["attendance_commitments"]),
                 },
             )
         elif kind == "outcome_recorded":
@@ -119,6 +146,7 @@ def _public(row: tuple[Any, ...], at: int) -> dict[str, Any]:
     """One meeting row as the public may see it under its disclosure mode."""
     disclosure = row[5]
     withheld = disclosure in ATTENDANCE_WITHHELD
+    attending = from_json(row[9]) or []
     return {
         "id": row[0],
         "process_id": row[1],
@@ -129,8 +157,9 @@ def _public(row: tuple[Any, ...], at: int) -> dict[str, Any]:
         "convenor_org": row[6],
         "held": bool(row[7]),
         "held_at": row[8],
-        "attending_orgs": None if withheld else from_json(row[9]) or [],
+        "attending_orgs": None if withheld else attending,
         "attendance_withheld": withheld,
+        "attendee_count": len(attending) if row[12] is None else int(row[12]),
         "minutes": from_json(row[10]),
         "scheduled_index": row[11],
         "as_of_index": at,

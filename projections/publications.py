@@ -1,7 +1,10 @@
 """Publications: every document published, by the hash of its exact bytes, and its fate.
 
-Table: ``pv_publications`` (versioned rows: published, then withdrawn or superseded).
-Withdrawn and superseded publications stay in the register with their state and reason.
+Table: ``pv_publications`` (versioned rows: published, then withdrawn or superseded; or
+embargoed, pre-release access granted, then released). Withdrawn and superseded publications
+stay in the register with their state and reason. An embargoed publication shows its title,
+scheduled release, commitment and grants, but no hash, size or media type until released;
+then also the salt, so anyone can check SHA-256(salt ‖ bytes) against the commitment.
 Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_index``).
 """
 
@@ -10,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from projections.base import CURRENT, Entry, as_json, from_json, replace_row
+from projections.base import (
+    CURRENT,
+    Entry,
+    add_columns,
+    as_json,
+    current_row,
+    from_json,
+    replace_row,
+)
 from projections.db import Db
 
 __all__ = ["PublicationsView", "get_publication", "list_publications"]
@@ -19,12 +30,23 @@ _DDL = [
     "CREATE TABLE IF NOT EXISTS pv_publications (id TEXT NOT NULL, valid_from BIGINT NOT NULL, "
     "valid_to BIGINT, process_id TEXT, pub_kind TEXT, title TEXT, sha256 TEXT, size BIGINT, "
     "media_type TEXT, proposal_ids TEXT, meeting_ids TEXT, state TEXT, superseded_by TEXT, "
-    "reason TEXT, published_index BIGINT, published_time TEXT, PRIMARY KEY (id, valid_from))",
+    "reason TEXT, published_index BIGINT, published_time TEXT, commitment TEXT, release_at TEXT, "
+    "salt TEXT, released_index BIGINT, override_reason TEXT, grants TEXT, "
+    "PRIMARY KEY (id, valid_from))",
 ]
+_ADDED = {
+    "commitment": "TEXT",
+    "release_at": "TEXT",
+    "salt": "TEXT",
+    "released_index": "BIGINT",
+    "override_reason": "TEXT",
+    "grants": "TEXT",
+}
 
 _COLUMNS = (
     "id, process_id, pub_kind, title, sha256, size, media_type, proposal_ids, meeting_ids, "
-    "state, superseded_by, reason, published_index, published_time, valid_from"
+    "state, superseded_by, reason, published_index, published_time, valid_from, commitment, "
+    "release_at, salt, released_index, override_reason, grants"
 )
 
 
@@ -37,6 +59,7 @@ class PublicationsView:
     def create(self, db: Db) -> None:
         for statement in _DDL:
             db.execute(statement)
+        add_columns(db, "pv_publications", _ADDED)
 
     def apply(self, db: Db, entry: Entry) -> None:
         if not entry.type.startswith("publication."):
@@ -63,6 +86,63 @@ class PublicationsView:
                     "reason": None,
                     "published_index": at,
                     "published_time": entry.time,
+                },
+            )
+        elif kind == "embargoed":
+            replace_row(
+                db,
+                "pv_publications",
+                {"id": pub_id},
+                at,
+                {
+                    "process_id": data["process_id"],
+                    "pub_kind": data["pub_kind"],
+                    "title": data["title"],
+                    "sha256": None,
+                    "size": None,
+                    "media_type": None,
+                    "proposal_ids": as_json(data["proposal_ids"]),
+                    "meeting_ids": as_json(data["meeting_ids"]),
+                    "state": "embargoed",
+                    "superseded_by": None,
+                    "reason": None,
+                    "published_index": at,
+                    "published_time": entry.time,
+                    "commitment": data["commitment"],
+                    "release_at": data["release_at"],
+                    "salt": None,
+                    "released_index": None,
+                    "override_reason": None,
+                    "grants": as_json([]),
+                },
+            )
+        elif kind == "prerelease_access_granted":
+            row = current_row(db, "pv_publications", {"id": pub_id}) or {}
+            grants = [
+                *(from_json(row.get("grants")) or []),
+                {
+                    "organisation_id": data["organisation_id"],
+                    "authorised_by": data["authorised_by"],
+                    "reason": data["reason"],
+                    "index": at,
+                    "time": entry.time,
+                },
+            ]
+            replace_row(db, "pv_publications", {"id": pub_id}, at, {"grants": as_json(grants)})
+        elif kind == "released":
+            replace_row(
+                db,
+                "pv_publications",
+                {"id": pub_id},
+                at,
+                {
+                    "state": "published",
+                    "sha256": data["sha256"],
+                    "size": data["size"],
+                    "media_type": data["media_type"],
+                    "salt": data["salt"],
+                    "released_index": at,
+                    "override_reason": data["override_reason"],
                 },
             )
         elif kind == "withdrawn":
@@ -104,6 +184,12 @@ def _public(row: tuple[Any, ...], at: int) -> dict[str, Any]:
         "published_index": row[12],
         "published_time": row[13],
         "state_index": row[14],
+        "commitment": row[15],
+        "release_at": row[16],
+        "salt": row[17],
+        "released_index": row[18],
+        "override_reason": row[19],
+        "prerelease_grants": from_json(row[20]) or [],
         "as_of_index": at,
     }
 

@@ -165,7 +165,7 @@ class SearchView:
                 if isinstance(item, dict) and item.get("text")
             )
             self._put(db, entry, 0, "outcome", subject, outcome_id, label, body)
-        elif entry.type == "publication.published":
+        elif entry.type in ("publication.published", "publication.embargoed"):
             title = str(data.get("title") or "")
             self._put(db, entry, 0, "publication", subject, "", title, "")
 

@@ -198,6 +198,11 @@ def _models(request: Request) -> ReadModels:
     responses={
         **_DOWNLOAD,
         404: WRITE_RESPONSES[404],
+        403: {
+            **WRITE_RESPONSES[404],
+            "description": "The publication is embargoed: its document is not public before "
+            "its release",
+        },
         410: {**WRITE_RESPONSES[404], "description": "The publication was withdrawn"},
     },
 )
@@ -211,6 +216,13 @@ def download(publication_id: str, request: Request) -> Response:
             410,
             "Withdrawn",
             f"this publication was withdrawn: {record.get('reason') or 'no reason given'}",
+        )
+    if record.get("state") == "embargoed" or record.get("sha256") is None:
+        raise ProblemError(
+            403,
+            "Embargoed",
+            f"this publication is embargoed until {record.get('release_at')}: its document "
+            "is not public before it is released",
         )
     sha256 = str(record["sha256"])
     return _serve(request, sha256, f"{publication_id}-{sha256[:12]}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import ADMIN, PUBLISH, RECORD, Principal, authenticate
@@ -27,9 +27,11 @@ from ledger.storage.side import SideStore
 __all__ = [
     "WRITE_RESPONSES",
     "AmendmentIn",
+    "AttendanceProofOut",
     "ChangeIn",
     "CorrectionIn",
     "DecisionIn",
+    "EmbargoIn",
     "HeldIn",
     "InclusionProof",
     "LegislativeOutcomeIn",
@@ -40,10 +42,12 @@ __all__ = [
     "OrganisationIn",
     "OutcomeIn",
     "PhaseIn",
+    "PrereleaseAccessIn",
     "ProcessIn",
     "ProposalIn",
     "PublicationIn",
     "ReceiptOut",
+    "ReleaseIn",
     "RevisionIn",
     "RevocationIn",
     "SectionIn",
@@ -693,6 +697,164 @@ def supersede(
         )
 
     return run_write(request, who, command, body=_body(body))
+
+
+# embargoed publications ----------------------------------------------------------------------
+
+
+class EmbargoIn(Strict):
+    process_id: Id
+    pub_kind: Id
+    title: Short
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] = Field(
+        description="SHA-256 of the document already uploaded with POST /documents; only a "
+        "salted commitment to it is recorded until the release"
+    )
+    release_at: Annotated[str, Field(max_length=40)] = Field(
+        description="scheduled release, RFC 3339 UTC (e.g. 2026-03-01T09:30:00Z)"
+    )
+    proposal_ids: Annotated[list[Id], Field(max_length=500)] = []
+    meeting_ids: Annotated[list[Id], Field(max_length=500)] = []
+    id: UUID | None = None
+
+
+class PrereleaseAccessIn(Strict):
+    organisation_id: Id
+    authorised_by: Short = Field(description="who authorised the access")
+    reason: Text
+
+
+class ReleaseIn(Strict):
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] = Field(
+        description="SHA-256 of the uploaded document to release: it must be the one the "
+        "embargo committed to"
+    )
+    override_reason: Text | None = Field(
+        default=None, description="admins only: why it is released before release_at"
+    )
+
+
+def _document_bytes(request: Request, sha256: str) -> tuple[bytes, str]:
+    side: SideStore = request.app.state.side
+    found = side.document(sha256)
+    if found is None or found.content is None:
+        raise ProblemError(
+            422,
+            "Unknown document",
+            f"no uploaded document has SHA-256 {sha256}: upload it with POST /documents first",
+        )
+    return found.content, found.media_type
+
+
+@router.post(
+    "/publications/embargoed",
+    status_code=201,
+    responses={**CREATED, **WRITE_RESPONSES},
+    summary="Record a publication under embargo: only a salted commitment to the document",
+)
+def embargo(body: EmbargoIn, request: Request, who: Publisher) -> JSONResponse:
+    content, _ = _document_bytes(request, body.sha256)
+
+    def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
+        return app.embargo_publication(
+            process_id=body.process_id,
+            pub_kind=body.pub_kind,
+            title=body.title,
+            document=content,
+            release_at=body.release_at,
+            proposal_ids=body.proposal_ids,
+            meeting_ids=body.meeting_ids,
+            actor=actor,
+            id=body.id,
+        )
+
+    return run_write(request, who, command, body=_body(body), created="/publications")
+
+
+@router.post(
+    "/publications/{publication_id}/prerelease-access",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Record that an organisation may see an embargoed document before its release",
+)
+def prerelease_access(
+    publication_id: Id, body: PrereleaseAccessIn, request: Request, who: Publisher
+) -> JSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.grant_prerelease_access(
+            publication_id,
+            organisation_id=body.organisation_id,
+            authorised_by=body.authorised_by,
+            reason=body.reason,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/publications/{publication_id}/release",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Release an embargoed publication: its hash, size, media type and salt",
+)
+def release(publication_id: Id, body: ReleaseIn, request: Request, who: Publisher) -> JSONResponse:
+    if body.override_reason is not None and who.actor.role != "admin":
+        raise ProblemError(
+            403,
+            "Not allowed",
+            f"a {who.actor.role} token cannot release before the scheduled time; an admin "
+            "token may, with override_reason",
+        )
+    content, media_type = _document_bytes(request, body.sha256)
+
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.release_publication(
+            publication_id,
+            document=content,
+            media_type=media_type,
+            override_reason=body.override_reason,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+# attendance proofs (admin) ------------------------------------------------------------------
+
+
+class AttendanceProofOut(BaseModel):
+    """That one organisation attended a Chatham House or private meeting, checkably:
+    SHA-256(bytes.fromhex(salt) ‖ UTF-8 of organisation) is ``commitment``, which is
+    ``attendance_commitments[position]`` of the entry at ``index`` (``entry``, verbatim)."""
+
+    meeting_id: str
+    organisation: str
+    salt: str = Field(description="the commitment's 32-byte salt, hex")
+    commitment: str
+    position: int = Field(description="the commitment's place in attendance_commitments")
+    index: int = Field(description="the log index of the meeting.held_in_confidence entry")
+    entry: str = Field(description="that entry's canonical JSON, verbatim")
+
+
+def _admin_reading(request: Request) -> Principal:
+    return authenticate(request, ADMIN, write=False)
+
+
+@router.get(
+    "/meetings/{meeting_id}/attendance-proof",
+    response_model=AttendanceProofOut,
+    responses={k: v for k, v in WRITE_RESPONSES.items() if k in (400, 401, 403, 404, 422, 503)},
+    summary="Admins: show that an organisation attended a Chatham House or private meeting",
+)
+def attendance_proof(
+    meeting_id: Id,
+    request: Request,
+    _who: Annotated[Principal, Depends(_admin_reading)],
+    organisation: Annotated[str, Query(max_length=100, description="the organisation's id")],
+) -> JSONResponse:
+    app: LedgerApplication = request.app.state.ledger
+    return JSONResponse(app.attendance_proof(meeting_id, organisation))
 
 
 # corrections and tokens (admin) --------------------------------------------------------------

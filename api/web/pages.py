@@ -369,6 +369,9 @@ def publication(request: Request, publication_id: str, as_of: AsOf = None) -> Re
     if found is None:
         raise not_found("There is no publication with that id at this point in the log.")
     indexes = {found["published_index"], found["state_index"]}
+    indexes |= {g["index"] for g in found["prerelease_grants"]}
+    if found["released_index"] is not None:
+        indexes.add(found["released_index"])
     return render(
         view,
         "publication.html",

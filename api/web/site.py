@@ -137,7 +137,12 @@ PUB_KIND_LABELS = {
     "code_of_practice": "Code of practice",
     "minutes": "Minutes",
 }
-STATE_LABELS = {"published": "Published", "withdrawn": "Withdrawn", "superseded": "Superseded"}
+STATE_LABELS = {
+    "published": "Published",
+    "embargoed": "Embargoed",
+    "withdrawn": "Withdrawn",
+    "superseded": "Superseded",
+}
 ITEM_KIND_LABELS = {
     "agreement": "Agreement",
     "disagreement": "Disagreement",
@@ -161,9 +166,13 @@ ENTRY_LABELS = {
     "proposal.legislative_outcome_linked": "Legislative outcome linked",
     "meeting.scheduled": "Meeting scheduled",
     "meeting.held": "Meeting held",
+    "meeting.held_in_confidence": "Meeting held (attendance in confidence)",
     "meeting.outcome_recorded": "Meeting outcome recorded",
     "meeting.minutes_agreed": "Minutes agreed",
     "publication.published": "Document published",
+    "publication.embargoed": "Publication embargoed",
+    "publication.prerelease_access_granted": "Pre-release access granted",
+    "publication.released": "Embargoed document released",
     "publication.withdrawn": "Publication withdrawn",
     "publication.superseded": "Publication superseded",
     "correction.recorded": "Correction recorded",

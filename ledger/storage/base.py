@@ -16,7 +16,9 @@ from typing import Protocol
 from ledger.chain import EventRow, LogHead, LogRow
 
 __all__ = [
+    "ATTENDANCE_SALTS_TABLE",
     "DOCUMENTS_TABLE",
+    "EMBARGO_SALTS_TABLE",
     "IDEMPOTENCY_TABLE",
     "REVOCATIONS_TABLE",
     "SESSIONS_TABLE",
@@ -41,6 +43,11 @@ REVOCATIONS_TABLE = "ledger_token_revocations"
 IDEMPOTENCY_TABLE = "ledger_idempotency"
 DOCUMENTS_TABLE = "ledger_documents"
 SESSIONS_TABLE = "ledger_sessions"
+# Salts of the commitments in entries (ledger.commitments), written with their entry: an
+# embargoed publication's (with the hash of the document it commits to, until released) and
+# one per attending organisation of a Chatham House or private meeting.
+EMBARGO_SALTS_TABLE = "ledger_embargo_salts"
+ATTENDANCE_SALTS_TABLE = "ledger_attendance_salts"
 
 # name -> (column, SQLite type, PostgreSQL type) ..., primary key columns
 SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]] = {
@@ -89,6 +96,25 @@ SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]]
             ("expires", "TEXT", "text"),
         ),
         ("session_hash",),
+    ),
+    EMBARGO_SALTS_TABLE: (
+        (
+            ("publication_id", "TEXT", "text"),
+            ("salt", "BLOB", "bytea"),
+            ("sha256", "TEXT", "text"),
+            ("idx", "INTEGER", "bigint"),
+        ),
+        ("publication_id",),
+    ),
+    ATTENDANCE_SALTS_TABLE: (
+        (
+            ("meeting_id", "TEXT", "text"),
+            ("org_id", "TEXT", "text"),
+            ("salt", "BLOB", "bytea"),
+            ("commitment", "TEXT", "text"),
+            ("idx", "INTEGER", "bigint"),
+        ),
+        ("meeting_id", "org_id"),
     ),
 }
 

@@ -20,14 +20,24 @@ from typing import Any
 from ledger.errors import StorageError
 from ledger.settings import Settings
 from ledger.storage.base import (
+    ATTENDANCE_SALTS_TABLE,
     DOCUMENTS_TABLE,
+    EMBARGO_SALTS_TABLE,
     IDEMPOTENCY_TABLE,
     REVOCATIONS_TABLE,
     SESSIONS_TABLE,
     TOKENS_TABLE,
 )
 
-__all__ = ["Document", "IdempotentWrite", "Session", "SideStore", "StoredToken"]
+__all__ = [
+    "AttendanceSalt",
+    "Document",
+    "EmbargoSalt",
+    "IdempotentWrite",
+    "Session",
+    "SideStore",
+    "StoredToken",
+]
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -57,6 +67,27 @@ class Document:
     media_type: str
     size: int
     content: bytes | None  # None when only the metadata was asked for
+
+
+@dataclass(frozen=True, slots=True)
+class EmbargoSalt:
+    """The salt of an embargoed publication's commitment, and the document it commits to."""
+
+    publication_id: str
+    salt: bytes
+    sha256: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttendanceSalt:
+    """The salt of one attending organisation's commitment in a meeting's held entry."""
+
+    meeting_id: str
+    org_id: str
+    salt: bytes
+    commitment: str
+    index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +234,26 @@ class SideStore:
         if row is None:
             return None
         return Document(row[0], row[1], int(row[2]), bytes(row[3]) if content else None)
+
+    # salts of commitments --------------------------------------------------------------
+
+    def embargo_salt(self, publication_id: str) -> EmbargoSalt | None:
+        row = self._one(
+            f"SELECT publication_id, salt, sha256, idx FROM {EMBARGO_SALTS_TABLE} "
+            "WHERE publication_id = ?",
+            (publication_id,),
+        )
+        return None if row is None else EmbargoSalt(row[0], bytes(row[1]), row[2], int(row[3]))
+
+    def attendance_salt(self, meeting_id: str, org_id: str) -> AttendanceSalt | None:
+        row = self._one(
+            f"SELECT meeting_id, org_id, salt, commitment, idx FROM {ATTENDANCE_SALTS_TABLE} "
+            "WHERE meeting_id = ? AND org_id = ?",
+            (meeting_id, org_id),
+        )
+        if row is None:
+            return None
+        return AttendanceSalt(row[0], row[1], bytes(row[2]), row[3], int(row[4]))
 
     # sessions ----------------------------------------------------------------------------
 

@@ -114,13 +114,24 @@ def expected_meetings(entries: list[dict[str, Any]], k: int) -> list[dict[str, A
                 "held": False,
                 "held_at": None,
                 "attending_orgs": [],
+                "attendee_count": 0,
                 "minutes": None,
                 "scheduled_index": e["index"],
                 "as_of_index": k,
             }
         elif e["type"] == "meeting.held":
             meetings[mid].update(
-                held=True, held_at=data["held_at"], attending_orgs=data["attending_orgs"]
+                held=True,
+                held_at=data["held_at"],
+                attending_orgs=data["attending_orgs"],
+                attendee_count=len(data["attending_orgs"]),
+            )
+        elif e["type"] == "meeting.held_in_confidence":
+            meetings[mid].update(
+                held=True,
+                held_at=data["held_at"],
+                attending_orgs=[],
+                attendee_count=len(data["attendance_commitments"]),
             )
         elif e["type"] == "meeting.minutes_agreed":
             meetings[mid]["minutes"] = {
@@ -298,10 +309,19 @@ def test_disclosure_modes_are_honoured(demo: Demo) -> None:
     briefing = get_meeting(db, private[0], at)
     assert briefing is not None
     assert briefing["outcomes"][0]["items"] == _stripped(said)
-    # The raw record stays whole in the tables.
+    # The log itself does not say who attended the private briefing, only how many did.
+    (held,) = [
+        e
+        for e in demo.entries
+        if e["subject"]["id"] == private[0] and e["type"].startswith("meeting.held")
+    ]
+    assert held["type"] == "meeting.held_in_confidence"
+    assert len(held["data"]["attendance_commitments"]) == len(orgs)
+    assert not any(org in json.dumps(held) for org in orgs)
+    assert briefing["attendee_count"] == len(orgs)
     assert db.one(
         "SELECT attending_orgs FROM pv_meetings WHERE id = ? AND valid_to IS NULL", [private[0]]
-    ) == (json.dumps(orgs, separators=(",", ":")),)
+    ) == ("[]",)
     stored = db.all("SELECT items FROM pv_meeting_outcomes WHERE meeting_id = ?", [roundtable])
     assert any("orgs" in item for (items,) in stored for item in json.loads(items))
 
@@ -395,20 +415,21 @@ def test_participation_counts(demo: Demo) -> None:
     forum = get_organisation(db, demo_id("organisation", "privacy-forum"), at)
     assert forum is not None
     assert all(n > 0 for n in forum["participation"].values())
-    # The Chatham House roundtable it attended does not count.
+    # The Chatham House roundtable it attended does not count: its entry does not name it.
     roundtable = [
         e
         for e in demo.entries
-        if e["type"] == "meeting.held"
+        if e["type"].startswith("meeting.held")
         and e["subject"]["id"] == demo_id("meeting", "civil-society-roundtable")
     ]
-    assert forum["id"] in roundtable[0]["data"]["attending_orgs"]
-    attended_any = sum(
+    assert roundtable[0]["type"] == "meeting.held_in_confidence"
+    assert forum["id"] not in json.dumps(roundtable[0])
+    attended_open = sum(
         forum["id"] in e["data"]["attending_orgs"]
         for e in demo.entries
         if e["type"] == "meeting.held"
     )
-    assert forum["participation"]["meetings_attended"] < attended_any
+    assert forum["participation"]["meetings_attended"] == attended_open
 
 
 def test_process_strands_and_phases(demo: Demo) -> None:

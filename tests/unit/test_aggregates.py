@@ -193,9 +193,23 @@ def test_meeting_rules() -> None:
         m.record_outcome(items=[{"kind": "decision", "text": "x"}], actor=ACTOR, at=AT)
     with pytest.raises(RuleViolationError, match="held"):
         m.agree_minutes(sha256="a" * 64, size=1, media_type="text/plain", actor=ACTOR, at=AT)
-    m.record_held(attending_orgs=["o"], held_at="2015-01-01", actor=ACTOR, at=AT)
+    with pytest.raises(RuleViolationError, match="salted commitments"):
+        m.record_held(attending_orgs=["o"], held_at="2015-01-01", actor=ACTOR, at=AT)
+    with pytest.raises(InvalidInputError, match="sha256"):
+        m.record_held_in_confidence(
+            attendance_commitments=["o"], held_at="2015-01-01", actor=ACTOR, at=AT
+        )
+    m.record_held_in_confidence(
+        attendance_commitments=["b" * 64, "a" * 64], held_at="2015-01-01", actor=ACTOR, at=AT
+    )
+    (held,) = m.collect_events()[-1:]
+    assert held.attendance_commitments == ["a" * 64, "b" * 64]  # type: ignore[attr-defined]
     with pytest.raises(RuleViolationError, match="already"):
         m.record_held(attending_orgs=["o"], held_at="2015-01-01", actor=ACTOR, at=AT)
+    with pytest.raises(RuleViolationError, match="already"):
+        m.record_held_in_confidence(
+            attendance_commitments=["c" * 64], held_at="2015-01-01", actor=ACTOR, at=AT
+        )
     with pytest.raises(InvalidInputError, match="kind must be one of"):
         m.record_outcome(items=[{"kind": "vibe", "text": "x"}], actor=ACTOR, at=AT)
     assert (
