@@ -79,6 +79,10 @@ def test_an_official_records_a_proposal_life_and_the_public_pages_show_it(
     page.locator("#f-changes-0-op").select_option("replace")
     page.locator("#f-changes-0-section").select_option("s2")
     page.locator("#f-changes-0-text").fill("Audit every use, and publish the audits.")
+    # The live preview appears as the official types (JS), before any button is pressed…
+    page.locator("#preview ins").first.wait_for(timeout=10_000)
+    assert "publish the audits" in page.locator("#preview").inner_text()
+    # …and the Preview button gives the same server-side preview without it.
     page.get_by_role("button", name="Preview changes").click()
     assert page.locator(".preview ins").count() > 0
     screenshot(page, "workspace-amendment-preview")

@@ -1,7 +1,9 @@
 /* The officials' workspace: small enhancements only; every form works without this script.
    - Focus the error summary when a form comes back with problems.
    - Show a chosen file's SHA-256, computed in the browser, before it is uploaded (the
-     server computes it again and shows both on the confirmation step). */
+     server computes it again and shows both on the confirmation step).
+   - Live preview of an amendment's diff: as the official types, the form is sent with
+     action=preview (which records nothing) and the server's preview replaces the old one. */
 (function () {
   "use strict";
 
@@ -11,9 +13,44 @@
       .join("");
   }
 
+  function livePreview(form) {
+    var timer = null;
+    var sent = 0;
+    function refresh() {
+      var data = new FormData(form);
+      data.set("action", "preview");
+      var mine = ++sent;
+      // form.action would be the buttons named "action": read the attribute itself.
+      fetch(form.getAttribute("action"), { method: "POST", body: data, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (html === null || mine !== sent) return;  // a newer preview is on its way
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("preview");
+          var old = document.getElementById("preview");
+          if (!fresh) { if (old) old.remove(); return; }
+          fresh.setAttribute("aria-live", "polite");
+          if (old) old.replaceWith(fresh); else form.parentNode.insertBefore(fresh, form);
+        })
+        .catch(function () { /* the Preview button still works */ });
+    }
+    form.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 400);
+    });
+    form.addEventListener("change", function () {
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 150);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var summary = document.querySelector("[data-error-summary]");
     if (summary) summary.focus();
+
+    var amendment = document.querySelector("form.ws-form button[value='preview']");
+    if (amendment && amendment.form && window.fetch && window.DOMParser) {
+      livePreview(amendment.form);
+    }
 
     document.querySelectorAll("input[data-hash-file]").forEach(function (input) {
       var output = input.parentNode.querySelector("[data-file-hash]");
