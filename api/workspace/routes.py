@@ -4,8 +4,10 @@ confirm, record)."""
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 import math
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
@@ -103,10 +105,17 @@ async def static(name: str) -> Response:
 # Signing in and out ------------------------------------------------------------------------
 
 
+SIGN_IN_COOKIE = "ledger_sign_in"
+
+
 def _sign_in_page(
     request: Request, *, error: str | None = None, notice: str | None = None, status: int = 200
 ) -> HTMLResponse:
+    # Login CSRF: the sign-in form carries a value that must match a cookie only this site
+    # can have set (double submit), so another site cannot sign a browser in as someone else.
+    nonce = secrets.token_urlsafe(32)
     context = {
+        "sign_in_csrf": nonce,
         "request": request,
         "at": None,
         "as_of": None,
@@ -116,7 +125,17 @@ def _sign_in_page(
         "error": error,
         "notice": notice,
     }
-    return page(request, "ws_sign_in.html", context, status_code=status)
+    response = page(request, "ws_sign_in.html", context, status_code=status)
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        nonce,
+        max_age=3600,
+        path="/workspace",
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
 
 
 @router.get("/sign-in")
@@ -135,6 +154,10 @@ async def sign_in_form(request: Request, ended: str | None = None) -> Response:
 @guarded
 async def sign_in(request: Request) -> Response:
     form = await request.form()
+    expected = request.cookies.get(SIGN_IN_COOKIE, "")
+    submitted = str(form.get("csrf") or "")
+    if not expected or not hmac.compare_digest(expected.encode(), submitted.encode()):
+        return _sign_in_page(request, error="This form had expired: sign in again", status=403)
     token = str(form.get("token") or "").strip()
     if not token:
         return _sign_in_page(request, error="Enter your API token", status=400)

@@ -39,12 +39,18 @@ class Desk:
         head = self.client.app.state.readers.get().head()  # type: ignore[attr-defined]
         return int(head.size) if head is not None else 0
 
+    def post_sign_in(self, token: str, **kwargs: Any) -> Any:
+        """Post the sign-in form as a browser would: fetch it first (its CSRF cookie and
+        hidden field), then submit the token."""
+        form = self.client.get("/workspace/sign-in")
+        return self.client.post(
+            "/workspace/sign-in", data={"token": token, "csrf": csrf_of(form.text)}, **kwargs
+        )
+
     def sign_in(self, role: str) -> str:
         """Sign in as the official of ``role``; returns the session's CSRF token."""
         self.client.cookies.clear()
-        answer = self.client.post(
-            "/workspace/sign-in", data={"token": self.tokens[role]}, follow_redirects=False
-        )
+        answer = self.post_sign_in(self.tokens[role], follow_redirects=False)
         assert answer.status_code == 303, answer.text
         home = self.client.get("/workspace")
         assert home.status_code == 200

@@ -43,11 +43,15 @@ def test_sign_in_shows_the_official_and_sign_out_ends_it(desk: Desk) -> None:
     assert answer.status_code == 303
     assert answer.headers["location"] == "/workspace/sign-in"
     assert client.get("/workspace/forms/table-proposal", follow_redirects=False).status_code == 303
-    bad = client.post("/workspace/sign-in", data={"token": "olt_nope"})
+    bad = desk.post_sign_in("olt_nope")
     assert bad.status_code == 401
     assert "That is not a valid API token" in bad.text
     forged = desk.tokens["recorder"][:-4] + "AAAA"
-    assert client.post("/workspace/sign-in", data={"token": forged}).status_code == 401
+    assert desk.post_sign_in(forged).status_code == 401
+    # Login CSRF: a sign-in posted without the form's own value (another site's form) fails.
+    refused = client.post("/workspace/sign-in", data={"token": desk.tokens["recorder"]})
+    assert refused.status_code == 403
+    assert client.get("/workspace", follow_redirects=False).status_code == 303
     csrf = desk.sign_in("recorder")
     home = client.get("/workspace").text
     assert "recorder.official" in home
@@ -76,7 +80,7 @@ def test_revoking_the_token_ends_the_session_with_a_message(desk: Desk) -> None:
     assert answer.headers["location"] == "/workspace/sign-in?ended=1"
     page = desk.client.get(answer.headers["location"]).text
     assert "Your session has ended" in page
-    again = desk.client.post("/workspace/sign-in", data={"token": desk.tokens["recorder"]})
+    again = desk.post_sign_in(desk.tokens["recorder"])
     assert again.status_code == 401
     assert "revoked" in again.text
 
