@@ -18,7 +18,7 @@ from fastapi import Request
 from api.errors import ProblemError
 from ledger.actors import Actor
 from ledger.errors import InvalidInputError
-from ledger.storage.side import SideStore
+from ledger.storage.side import SideStore, StoredToken
 from ledger.tokens import matches, parse_token
 
 __all__ = [
@@ -73,6 +73,19 @@ class RateLimiter:
             return (1.0 - tokens) / self.rate
 
 
+def look_up_token(side: SideStore, text: str) -> StoredToken | None:
+    """The stored token ``text`` names, if its secret matches (revoked ones included: the
+    caller tells the official so); None for anything that is not a valid token."""
+    try:
+        token_id, secret = parse_token(text)
+    except InvalidInputError:
+        return None
+    stored = side.token(token_id)
+    if stored is None or not matches(stored.salt, stored.hash, secret):
+        return None
+    return stored
+
+
 def authenticate(request: Request, roles: frozenset[str], *, write: bool = True) -> Principal:
     """The official behind the request's bearer token, allowed one of ``roles``."""
     header = request.headers.get("authorization")
@@ -91,15 +104,9 @@ def authenticate(request: Request, roles: frozenset[str], *, write: bool = True)
             "use the Bearer scheme with an API token",
             headers=_CHALLENGE,
         )
-    try:
-        token_id, secret = parse_token(credentials.strip())
-    except InvalidInputError:
-        raise ProblemError(
-            401, "Invalid token", "that is not a valid API token", headers=_CHALLENGE
-        ) from None
     side: SideStore = request.app.state.side
-    stored = side.token(token_id)
-    if stored is None or not matches(stored.salt, stored.hash, secret):
+    stored = look_up_token(side, credentials.strip())
+    if stored is None:
         raise ProblemError(
             401, "Invalid token", "that is not a valid API token", headers=_CHALLENGE
         )
@@ -118,7 +125,7 @@ def authenticate(request: Request, roles: frozenset[str], *, write: bool = True)
         )
     if write:
         limiter: RateLimiter = request.app.state.rate_limiter
-        wait = limiter.take(token_id)
+        wait = limiter.take(stored.token_id)
         if wait > 0:
             raise ProblemError(
                 429,
@@ -127,4 +134,4 @@ def authenticate(request: Request, roles: frozenset[str], *, write: bool = True)
                 f"{limiter.burst}); retry after {math.ceil(wait)} s",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
-    return Principal(token_id, Actor(id=stored.principal, role=stored.role, org=stored.org))
+    return Principal(stored.token_id, Actor(id=stored.principal, role=stored.role, org=stored.org))

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import RateLimiter
+from api.auth import RateLimiter, look_up_token
 from api.sessions import check_csrf, end_session, start_session
 from api.web.site import ENTRY_LABELS
 from api.workspace.core import (
@@ -45,7 +45,6 @@ from ledger.errors import (
     StorageError,
 )
 from ledger.storage.side import SideStore
-from ledger.tokens import matches, parse_token
 from projections.runner import ViewTimeoutError
 
 __all__ = ["Outcome", "guarded", "router"]
@@ -164,16 +163,10 @@ async def sign_in(request: Request) -> Response:
     side: SideStore = request.app.state.side
 
     def check() -> str | None:
-        try:
-            token_id, secret = parse_token(token)
-        except InvalidInputError:
+        stored = look_up_token(side, token)
+        if stored is None:
             return None
-        stored = side.token(token_id)
-        if stored is None or not matches(stored.salt, stored.hash, secret):
-            return None
-        if stored.revoked_index is not None:
-            return ""
-        return stored.token_id
+        return "" if stored.revoked_index is not None else stored.token_id
 
     found = await run_in_threadpool(check)
     if found is None:
