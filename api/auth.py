@@ -30,6 +30,7 @@ __all__ = [
     "Principal",
     "RateLimiter",
     "authenticate",
+    "look_up_token",
 ]
 
 RECORD = frozenset({"recorder", "admin"})
