@@ -17,7 +17,7 @@ from api.errors import install_problem_handlers
 from api.limits import BodyLimits
 from api.openapi import install_openapi
 from api.responses import JSONResponse
-from api.routes import documents, exports, health, log, public, writes
+from api.routes import documents, exports, health, log, people, public, writes
 from api.web import STATIC_DIR as WEB_STATIC
 from api.web import router as web_router
 from api.workspace import router as workspace_router
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(documents.router)
     app.include_router(writes.router)
+    app.include_router(people.router)
     app.include_router(health.router)
     app.include_router(web_router)
     app.include_router(workspace_router)

@@ -211,6 +211,10 @@ class Meeting(_Strict):
         description="how many organisations attended (0 until held); for Chatham House and "
         "private meetings the only attendance shown: the log holds one salted commitment each"
     )
+    attending_individuals: int = Field(
+        description="how many individuals attended in person; who they were is personal data, "
+        "sealed in the log and never published (officials: GET /meetings/{id}/attendees)"
+    )
     minutes: Minutes | None
     scheduled_index: int
     as_of_index: int

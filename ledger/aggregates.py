@@ -33,6 +33,7 @@ __all__ = [
     "TOKEN_ROLES",
     "AccessToken",
     "Correction",
+    "ErasureRecord",
     "KeyRotation",
     "LedgerAggregate",
     "Meeting",
@@ -694,6 +695,43 @@ class Meeting(LedgerAggregate):
             held_at=_text("held_at", held_at),
         )
 
+    def record_held_with_people(
+        self,
+        *,
+        attending_orgs: list[str],
+        attending_people: list[dict[str, str]],
+        held_at: str,
+        actor: Actor,
+        at: datetime,
+    ) -> None:
+        """Record the meeting as held, with individual attendees as sealed values only."""
+        self.check_attendance(attending_orgs)
+        if self.attendance_sealed:
+            raise RuleViolationError(
+                f"individual attendees cannot be recorded for a {self.disclosure} meeting"
+            )
+        if not attending_people:
+            raise InvalidInputError("no individual attendees: use record_held")
+        seen: set[str] = set()
+        for sealed in attending_people:
+            if (
+                not isinstance(sealed, dict)
+                or set(sealed) != {"person", "key_id", "nonce", "ciphertext"}
+                or not all(isinstance(v, str) for v in sealed.values())
+            ):
+                raise InvalidInputError("each individual attendee must be a sealed value")
+            if sealed["person"] in seen:
+                raise InvalidInputError(f"person {sealed['person']!r} is listed twice")
+            seen.add(sealed["person"])
+        self._record(
+            ev.MeetingHeldWithPeople,
+            actor,
+            at,
+            attending_orgs=list(attending_orgs),
+            attending_people=[dict(p) for p in attending_people],
+            held_at=_text("held_at", held_at),
+        )
+
     def record_held_in_confidence(
         self, *, attendance_commitments: list[str], held_at: str, actor: Actor, at: datetime
     ) -> None:
@@ -764,11 +802,18 @@ class Meeting(LedgerAggregate):
         self.attending_orgs: list[str] = []
         self.outcome_count = 0
         self.minutes_sha256: str | None = None
+        self.attending_people: list[dict[str, str]] = []
 
     @when.register
     def _(self, event: ev.MeetingHeld) -> None:
         self.held = True
         self.attending_orgs = list(event.attending_orgs)
+
+    @when.register
+    def _(self, event: ev.MeetingHeldWithPeople) -> None:
+        self.held = True
+        self.attending_orgs = list(event.attending_orgs)
+        self.attending_people = [dict(p) for p in event.attending_people]
 
     @when.register
     def _(self, event: ev.MeetingHeldInConfidence) -> None:
@@ -1042,6 +1087,44 @@ class KeyRotation(LedgerAggregate):
         self.new_key = event.new_key
 
 
+class ErasureRecord(LedgerAggregate):
+    """The record that a person's personal data was erased (their data keys destroyed)."""
+
+    KIND = "person"
+
+    @classmethod
+    def erase(
+        cls,
+        *,
+        person_id: str,
+        legal_basis: str,
+        authorised_by: str,
+        keys_destroyed: int,
+        actor: Actor,
+        at: datetime,
+    ) -> ErasureRecord:
+        if actor.role not in ("admin", "system"):
+            raise RuleViolationError("only an admin can erase a person's personal data")
+        return cls._start(
+            ev.PersonErased,
+            actor,
+            at,
+            None,
+            person_id=_text("person_id", person_id),
+            legal_basis=_text("legal_basis", legal_basis),
+            authorised_by=_text("authorised_by", authorised_by),
+            keys_destroyed=keys_destroyed,
+        )
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        super().when(event)
+
+    @when.register
+    def _(self, event: ev.PersonErased) -> None:
+        self.person_id = event.person_id
+
+
 class AccessToken(LedgerAggregate):
     """An official's API token: who holds it, for which organisation and role."""
 
@@ -1104,6 +1187,7 @@ AGGREGATES: tuple[type[LedgerAggregate], ...] = (
     Correction,
     KeyRotation,
     AccessToken,
+    ErasureRecord,
 )
 for _aggregate_class in AGGREGATES:
     register_topic(_aggregate_class.KIND, _aggregate_class)

@@ -35,6 +35,7 @@ from ledger.actors import Actor
 from ledger.aggregates import (
     AccessToken,
     Correction,
+    ErasureRecord,
     KeyRotation,
     LedgerAggregate,
     Meeting,
@@ -62,7 +63,7 @@ from ledger.errors import (
     StorageError,
 )
 from ledger.groupcommit import Committed, GroupCommitter
-from ledger.keys import ConfigurationError, load_signer, publisher_for
+from ledger.keys import ConfigurationError, load_master_key, load_signer, publisher_for
 from ledger.proofs import ProofBuilder, TileCache
 from ledger.sequencer import Sealed, SideRow
 from ledger.settings import Settings
@@ -76,6 +77,8 @@ from ledger.storage.base import (
 )
 from ledger.storage.side import SideStore
 from ledger.tokens import new_token
+from ledger.vault import ErasedError, NoMasterKeyError, Vault, check_person_id
+from ledger.vault import Sealed as SealedValue
 from ledger.witness import WitnessError, submit_checkpoint
 
 __all__ = ["LedgerApplication", "Receipt"]
@@ -150,6 +153,7 @@ class LedgerApplication(Application[UUID]):
         self._reader: LogReader | None = None
         self._reader_lock = threading.Lock()
         self._side: SideStore | None = None
+        self._vault: Vault | None = None
         self._tiles = TileCache()
         self._committer = GroupCommitter(self._put, max_batch=self.settings.group_commit_max)
         self._witnessed: dict[str, int] = {}  # witness URL → size it last cosigned
@@ -334,6 +338,17 @@ class LedgerApplication(Application[UUID]):
             if self._side is None:
                 self._side = SideStore(self.settings)
             return self._side
+
+    @property
+    def vault(self) -> Vault:
+        """Seals and opens personal data (``ledger.vault``); NoMasterKeyError without a
+        master key (LEDGER_MASTER_KEY_FILE, or the demo's throwaway one)."""
+        if self._vault is None:
+            master = load_master_key(self.settings)
+            if master is None:
+                raise NoMasterKeyError()
+            self._vault = Vault(master, self.side)
+        return self._vault
 
     def close(self) -> None:
         with self._reader_lock:
@@ -687,15 +702,38 @@ class LedgerApplication(Application[UUID]):
         held_at: str,
         actor: Actor,
         expected_version: int | None = None,
+        attending_people: Sequence[dict[str, Any]] | None = None,
     ) -> Receipt:
         """Record that a meeting took place, and which organisations attended.
 
         For a Chatham House or private meeting the entry does not name them: it holds one
         salted commitment per organisation (``ledger.commitments``), and the salts are stored
         beside the log in the same transaction, for ``attendance_proof``.
+
+        ``attending_people`` (on-record and non-attributed meetings) lists individuals as
+        ``{"person_id", "name", "role"?, "org"?}``: ``person_id`` a UUID or opaque id
+        (``ledger.vault.check_person_id``), the rest personal data, which the entry holds only
+        sealed under the person's data key (``meeting.held_with_people``).
         """
         self._require_orgs(attending_orgs, "attending")
         meeting = self._get(Meeting, meeting_id, expected_version)
+        if attending_people:
+            people = _check_people(attending_people)
+            meeting.check_attendance(list(attending_orgs))
+            if meeting.attendance_sealed:
+                raise RuleViolationError(
+                    f"individual attendees cannot be recorded for a {meeting.disclosure} meeting"
+                )
+            vault = self.vault
+            sealed = [vault.seal(person_id, details).as_entry() for person_id, details in people]
+            meeting.record_held_with_people(
+                attending_orgs=list(attending_orgs),
+                attending_people=sealed,
+                held_at=held_at,
+                actor=actor,
+                at=self.clock(),
+            )
+            return self._commit(meeting)
         if not meeting.attendance_sealed:
             meeting.record_held(
                 attending_orgs=list(attending_orgs), held_at=held_at, actor=actor, at=self.clock()
@@ -721,6 +759,52 @@ class LedgerApplication(Application[UUID]):
             at=self.clock(),
         )
         return self._commit(meeting, side=rows)
+
+    def meeting_attendees(self, meeting_id: str) -> list[dict[str, Any]]:
+        """The individual attendees of a meeting, decrypted, for authorised officials only:
+        ``{"person", "erased": False, "name", "role"?, "org"?}``, or ``{"person", "erased":
+        True}`` once the person was erased."""
+        meeting = self._get(Meeting, meeting_id)
+        attendees: list[dict[str, Any]] = []
+        for value in meeting.attending_people:
+            sealed = SealedValue.from_entry(value)
+            if self.side.get_key(sealed.person, sealed.key_id) is None:
+                attendees.append({"person": sealed.person, "erased": True})
+                continue
+            try:
+                details = self.vault.open(sealed)
+            except ErasedError:  # erased between the two reads
+                attendees.append({"person": sealed.person, "erased": True})
+                continue
+            attendees.append({"person": sealed.person, "erased": False, **details})
+        return attendees
+
+    def erase_person(
+        self, person_id: str, *, legal_basis: str, authorised_by: str, actor: Actor
+    ) -> Receipt:
+        """Erase a person's personal data: destroy their data keys, then record
+        ``person.erased`` (their id, the legal basis, who authorised it; nothing personal).
+
+        The keys go first: should the entry fail, the data is erased all the same and a
+        retry records it. Every value sealed for the person, in every entry and every copy of
+        the log, is unreadable from then on. Admins only.
+        """
+        if actor.role not in ("admin", "system"):
+            raise RuleViolationError("only an admin can erase a person's personal data")
+        person = check_person_id(person_id)
+        for name, value in (("legal_basis", legal_basis), ("authorised_by", authorised_by)):
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidInputError(f"{name} must not be empty")
+        destroyed = self.side.delete_keys(person)
+        record = ErasureRecord.erase(
+            person_id=person,
+            legal_basis=legal_basis,
+            authorised_by=authorised_by,
+            keys_destroyed=destroyed,
+            actor=actor,
+            at=self.clock(),
+        )
+        return self._commit(record)
 
     def attendance_proof(self, meeting_id: str, organisation_id: str) -> dict[str, Any]:
         """Show an authorised party that an organisation attended a Chatham House or private
@@ -1085,6 +1169,36 @@ class LedgerApplication(Application[UUID]):
 
     def get_publication(self, publication_id: str) -> Publication:
         return self._get(Publication, publication_id)
+
+
+_PERSON_FIELDS = frozenset({"person_id", "name", "role", "org"})
+
+
+def _check_people(people: Any) -> list[tuple[str, dict[str, str]]]:
+    """(person id, details to seal) of each individual attendee; refuse anything else."""
+    if not isinstance(people, list | tuple):
+        raise InvalidInputError("attending_people must be a list")
+    checked: list[tuple[str, dict[str, str]]] = []
+    seen: set[str] = set()
+    for person in people:
+        if not isinstance(person, dict) or not set(person) <= _PERSON_FIELDS:
+            raise InvalidInputError(
+                "each attending person must be an object of person_id, name, role and org"
+            )
+        person_id = check_person_id(person.get("person_id"))
+        if person_id in seen:
+            raise InvalidInputError(f"person {person_id!r} is listed twice")
+        seen.add(person_id)
+        details: dict[str, str] = {}
+        for field in ("name", "role", "org"):
+            value = person.get(field)
+            if value is None and field != "name":
+                continue
+            if not isinstance(value, str) or (field == "name" and not value.strip()):
+                raise InvalidInputError(f"an attending person's {field} must be text")
+            details[field] = value
+        checked.append((person_id, details))
+    return checked
 
 
 COMMANDS: tuple[str, ...] = (

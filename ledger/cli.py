@@ -478,6 +478,42 @@ def _cmd_keys_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_keys_init_master(args: argparse.Namespace) -> int:
+    from ledger.keys import create_master_key_file
+
+    path = Path(args.out)
+    if path.exists():
+        raise CliError(f"{path} already exists; refusing to overwrite a master key")
+    create_master_key_file(path)
+    sys.stderr.write(
+        f"ledger keys init-master: wrote {path} (mode 0600); keep it secret, backed up and "
+        "outside the database: without it no personal data can be read\n"
+    )
+    _out(f"export LEDGER_MASTER_KEY_FILE={path.resolve()}")
+    return EXIT_OK
+
+
+def _cmd_erase(args: argparse.Namespace) -> int:
+    from ledger.application import LedgerApplication
+
+    app = LedgerApplication(_settings(args), create_tables=False)
+    try:
+        receipt = app.erase_person(
+            args.person_id,
+            legal_basis=args.legal_basis,
+            authorised_by=args.authorised_by,
+            actor=_cli_actor(args),
+        )
+    finally:
+        app.close()
+    destroyed = receipt.fields["data"]["keys_destroyed"]
+    _out(
+        f"ledger erase: erased {receipt.fields['data']['person_id']} ({destroyed} data "
+        f"key{'' if destroyed == 1 else 's'} destroyed) at log index {receipt.index}"
+    )
+    return EXIT_OK
+
+
 def _cmd_keys_rotate(args: argparse.Namespace) -> int:
     from ledger.application import LedgerApplication
     from ledger.keys import parse_private_key
@@ -767,6 +803,12 @@ def _parser() -> argparse.ArgumentParser:
     p = tokens.add_parser("list", parents=[common], help="tokens issued (never their secrets)")
     p.set_defaults(func=_cmd_tokens_list)
 
+    p = sub.add_parser("erase", parents=[common, by], help="erase a person's personal data (admin)")
+    p.add_argument("person_id", help="the person's UUID or opaque id")
+    p.add_argument("--legal-basis", required=True, help="why, e.g. UK GDPR Art. 17(1)(a)")
+    p.add_argument("--authorised-by", required=True, help="who authorised the erasure")
+    p.set_defaults(func=_cmd_erase)
+
     keys = sub.add_parser("keys", help="the log's signing key").add_subparsers(
         dest="keys_cmd", required=True, metavar="ACTION"
     )
@@ -774,6 +816,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where to write the private key")
     p.add_argument("--name", help="key name (default: LEDGER_LOG_NAME)")
     p.set_defaults(func=_cmd_keys_init)
+    p = keys.add_parser("init-master", help="create the personal-data master key file (mode 0600)")
+    p.add_argument("--out", required=True, help="where to write it (outside the database)")
+    p.set_defaults(func=_cmd_keys_init_master)
     p = keys.add_parser(
         "rotate", parents=[common], help="record a new signing key in the log (admin)"
     )

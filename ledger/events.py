@@ -27,12 +27,14 @@ __all__ = [
     "LegislativeOutcomeLinked",
     "MeetingHeld",
     "MeetingHeldInConfidence",
+    "MeetingHeldWithPeople",
     "MeetingOutcomeRecorded",
     "MeetingScheduled",
     "MembershipAdded",
     "MembershipEnded",
     "MinutesAgreed",
     "OrganisationRegistered",
+    "PersonErased",
     "PhaseStarted",
     "PrereleaseAccessGranted",
     "ProcessStarted",
@@ -207,6 +209,18 @@ class MeetingHeldInConfidence(LedgerEvent):
     held_at: str
 
 
+class MeetingHeldWithPeople(LedgerEvent):
+    """An on-record or non-attributed meeting took place, attended by these organisations
+    and by individuals whose details (name, role, organisation) are personal data: each is a
+    sealed value ``{"person", "key_id", "nonce", "ciphertext"}`` (``ledger.vault``), readable
+    only with the person's data key, which ``person.erased`` destroys."""
+
+    TOPIC = "meeting.held_with_people"
+    attending_orgs: list[str]
+    attending_people: list[dict[str, str]]
+    held_at: str
+
+
 class MeetingOutcomeRecorded(LedgerEvent):
     TOPIC = "meeting.outcome_recorded"
     outcome_id: str
@@ -309,6 +323,22 @@ class KeyRotated(LedgerCreated):
     reason: str
 
 
+# Personal data -----------------------------------------------------------------------------
+
+
+class PersonErased(LedgerCreated):
+    """A person's personal data was erased: their data keys were destroyed, so every value
+    sealed for them (in any entry, copy or backup) is unreadable. Names no personal data:
+    the person's opaque id, the legal basis and who authorised it."""
+
+    TOPIC = "person.erased"
+    AGGREGATE_TOPIC = "person"
+    person_id: str
+    legal_basis: str
+    authorised_by: str
+    keys_destroyed: int
+
+
 # Officials' API tokens ---------------------------------------------------------------------
 
 
@@ -348,6 +378,7 @@ ALL_EVENTS: tuple[type[LedgerEvent], ...] = (
     MeetingScheduled,
     MeetingHeld,
     MeetingHeldInConfidence,
+    MeetingHeldWithPeople,
     MeetingOutcomeRecorded,
     MinutesAgreed,
     PublicationPublished,
@@ -360,6 +391,7 @@ ALL_EVENTS: tuple[type[LedgerEvent], ...] = (
     KeyRotated,
     AccessTokenIssued,
     AccessTokenRevoked,
+    PersonErased,
 )
 
 for _event_class in ALL_EVENTS:

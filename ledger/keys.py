@@ -22,6 +22,8 @@ __all__ = [
     "CheckpointPublisher",
     "ConfigurationError",
     "create_key_file",
+    "create_master_key_file",
+    "load_master_key",
     "load_signer",
     "parse_private_key",
     "publisher_for",
@@ -51,15 +53,13 @@ def create_key_file(path: Path, name: str) -> Ed25519Signer:
     return signer
 
 
-def _read_key_file(path: Path) -> str:
+def _read_key_file(path: Path, what: str = "signing key") -> str:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise ConfigurationError(f"signing key file {path} does not exist") from None
+        raise ConfigurationError(f"{what} file {path} does not exist") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigurationError(
-            f"signing key file {path} is readable by others; run: chmod 600 {path}"
-        )
+        raise ConfigurationError(f"{what} file {path} is readable by others; run: chmod 600 {path}")
     return path.read_text()
 
 
@@ -74,6 +74,43 @@ def load_signer(settings: Settings) -> Ed25519Signer | None:
         if demo_key.exists():
             return parse_private_key(_read_key_file(demo_key))
         return create_key_file(demo_key, settings.log_name)
+    return None
+
+
+def create_master_key_file(path: Path) -> None:
+    """Write a new personal-data master key (32 random bytes, base64) to ``path``, mode 0600;
+    refuse to overwrite an existing file (that would make every sealed value unreadable)."""
+    from ledger.vault import new_master_key
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(base64.b64encode(new_master_key()).decode("ascii") + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _parse_master_key(path: Path) -> bytes:
+    text = _read_key_file(path, "master key").strip()
+    try:
+        key = base64.b64decode(text, validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigurationError(f"master key file {path} does not hold 32 bytes in base64")
+    return key
+
+
+def load_master_key(settings: Settings) -> bytes | None:
+    """The personal-data master key (``LEDGER_MASTER_KEY_FILE``); in demo mode a throwaway
+    key kept in the data directory; None when there is none (personal data is refused)."""
+    if settings.master_key_file is not None:
+        return _parse_master_key(settings.master_key_file)
+    if settings.demo:
+        demo_key = settings.data_dir / "demo-master.key"
+        if not demo_key.exists():
+            create_master_key_file(demo_key)
+        return _parse_master_key(demo_key)
     return None
 
 

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     pg_schema: str = "public"
     signing_key_file: Path | None = None
     signing_key: SecretStr | None = None
+    # The master key that wraps each person's data key (ledger.vault): 32 random bytes,
+    # base64, in a file outside the database (`ledger keys init-master --out FILE`).
+    master_key_file: Path | None = None
     demo: bool = False
     # Witnesses to submit every checkpoint to: a JSON list of {"url": …, "key": <vkey>}.
     witnesses: list[WitnessConfig] = []

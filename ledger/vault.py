@@ -20,9 +20,11 @@ This module is storage-agnostic: a ``KeyStore`` keeps the wrapped keys.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
+from uuid import UUID
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -30,7 +32,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.errors import InvalidInputError, LedgerError
 
-__all__ = ["ErasedError", "KeyStore", "MemoryKeyStore", "Sealed", "Vault", "new_master_key"]
+__all__ = [
+    "ErasedError",
+    "KeyStore",
+    "MemoryKeyStore",
+    "NoMasterKeyError",
+    "Sealed",
+    "Vault",
+    "check_person_id",
+    "new_master_key",
+]
 
 _WRAP_AAD = b"open-policy-ledger data key v1\n"
 _SEAL_AAD = b"open-policy-ledger personal data v1\n"
@@ -38,6 +49,46 @@ _SEAL_AAD = b"open-policy-ledger personal data v1\n"
 
 class ErasedError(LedgerError):
     """The person's data key was destroyed: what was sealed under it cannot be read."""
+
+
+class NoMasterKeyError(InvalidInputError):
+    """This ledger has no master key, so it refuses personal data (everything else works)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this ledger is not configured to record personal data: create a master key with "
+            "`ledger keys init-master --out FILE` and set LEDGER_MASTER_KEY_FILE"
+        )
+
+
+_OPAQUE_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def check_person_id(value: Any) -> str:
+    """A person id as entries may show it: a UUID (canonical form) or an opaque id.
+
+    The id is the reference to the person's data key and stays in the log after erasure, so
+    it must not itself be personal: an e-mail address, a name or a handle is refused. An
+    opaque id is 16–64 letters, digits, ``-`` or ``_`` with at least one digit (a random
+    reference from the official's own records, say).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError("person_id must be a UUID or an opaque id")
+    try:
+        return str(UUID(value))
+    except ValueError:
+        pass
+    if "@" in value:
+        raise InvalidInputError(
+            "person_id looks like an e-mail address: it stays in the log after erasure, so "
+            "use a UUID or an opaque id"
+        )
+    if not _OPAQUE_ID.fullmatch(value) or not any(c.isdigit() for c in value):
+        raise InvalidInputError(
+            "person_id must be a UUID or an opaque id (16-64 letters, digits, - or _, with at "
+            "least one digit): it stays in the log after erasure, so it must not be personal"
+        )
+    return value
 
 
 class KeyStore(Protocol):

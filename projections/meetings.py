@@ -7,6 +7,9 @@ and private meetings do not show who attended (their ``meeting.held_in_confidenc
 does not say either: it holds one salted commitment per attendee, so only the number of
 attendees is known), and outcome items of non-attributed,
 Chatham House and private meetings lose their ``orgs`` (who said what).
+Individuals who attended (``meeting.held_with_people``) are personal data, sealed in the
+entry (``ledger.vault``): the view never decrypts them and keeps only their number
+(``attending_individuals``), so it rebuilds identically before and after an erasure.
 Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_index``).
 """
 
@@ -45,7 +48,7 @@ _DDL = [
     "valid_to BIGINT, process_id TEXT, strand_id TEXT, title TEXT, starts_at TEXT, "
     "disclosure TEXT, convenor_org TEXT, held INTEGER NOT NULL DEFAULT 0, held_at TEXT, "
     "attending_orgs TEXT, minutes TEXT, scheduled_index BIGINT, attendee_count BIGINT, "
-    "PRIMARY KEY (id, valid_from))",
+    "individual_count BIGINT, PRIMARY KEY (id, valid_from))",
     "CREATE TABLE IF NOT EXISTS pv_meeting_outcomes (meeting_id TEXT NOT NULL, "
     "outcome_id TEXT NOT NULL, idx BIGINT NOT NULL, time TEXT NOT NULL, items TEXT NOT NULL, "
     "PRIMARY KEY (meeting_id, outcome_id))",
@@ -54,7 +57,7 @@ _DDL = [
 
 _COLUMNS = (
     "id, process_id, strand_id, title, starts_at, disclosure, convenor_org, held, held_at, "
-    "attending_orgs, minutes, scheduled_index, attendee_count"
+    "attending_orgs, minutes, scheduled_index, attendee_count, individual_count"
 )
 
 
@@ -67,7 +70,7 @@ class MeetingsView:
     def create(self, db: Db) -> None:
         for statement in _DDL:
             db.execute(statement)
-        add_columns(db, "pv_meetings", {"attendee_count": "BIGINT"})
+        add_columns(db, "pv_meetings", {"attendee_count": "BIGINT", "individual_count": "BIGINT"})
 
     def apply(self, db: Db, entry: Entry) -> None:
         if not entry.type.startswith("meeting."):
@@ -93,9 +96,10 @@ class MeetingsView:
                     "minutes": None,
                     "scheduled_index": at,
                     "attendee_count": 0,
+                    "individual_count": 0,
                 },
             )
-        elif kind == "held":
+        elif kind in ("held", "held_with_people"):
             replace_row(
                 db,
                 "pv_meetings",
@@ -106,6 +110,8 @@ class MeetingsView:
                     "held_at": data["held_at"],
                     "attending_orgs": as_json(data["attending_orgs"]),
                     "attendee_count": len(data["attending_orgs"]),
+                    # sealed personal data: only how many individuals, never who
+                    "individual_count": len(data.get("attending_people", [])),
                 },
             )
         elif kind == "held_in_confidence":
@@ -160,6 +166,7 @@ def _public(row: tuple[Any, ...], at: int) -> dict[str, Any]:
         "attending_orgs": None if withheld else attending,
         "attendance_withheld": withheld,
         "attendee_count": len(attending) if row[12] is None else int(row[12]),
+        "attending_individuals": 0 if row[13] is None else int(row[13]),
         "minutes": from_json(row[10]),
         "scheduled_index": row[11],
         "as_of_index": at,

@@ -152,6 +152,7 @@ REGISTERS: dict[str, _Register] = {
                 "attending_orgs",
                 "attendance_withheld",
                 "attendee_count",
+                "attending_individuals",
                 "minutes",
                 "scheduled_index",
             ),

@@ -41,6 +41,7 @@ __all__ = [
     "MinutesIn",
     "OrganisationIn",
     "OutcomeIn",
+    "PersonIn",
     "PhaseIn",
     "PrereleaseAccessIn",
     "ProcessIn",
@@ -509,9 +510,28 @@ class MeetingIn(Strict):
     id: UUID | None = None
 
 
+class PersonIn(Strict):
+    person_id: Annotated[
+        str,
+        Field(
+            max_length=64,
+            description="a UUID or an opaque id (16-64 letters, digits, - or _): it stays in "
+            "the log after erasure, so never an e-mail address or a name",
+        ),
+    ]
+    name: Short
+    role: Short | None = None
+    org: Short | None = None
+
+
 class HeldIn(Strict):
     attending_orgs: Annotated[list[Id], Field(max_length=1000)]
     held_at: Annotated[str, Field(max_length=40, description="RFC 3339 time")]
+    attending_people: Annotated[list[PersonIn], Field(max_length=500)] | None = Field(
+        default=None,
+        description="individuals who attended (on-record and non-attributed meetings): "
+        "personal data, sealed in the entry and never published",
+    )
 
 
 class OutcomeIn(Strict):
@@ -559,6 +579,7 @@ def meeting_held(meeting_id: Id, body: HeldIn, request: Request, who: Recorder) 
             held_at=body.held_at,
             actor=actor,
             expected_version=expected,
+            attending_people=[p.model_dump(exclude_none=True) for p in body.attending_people or []],
         )
 
     return run_write(request, who, command, body=_body(body))

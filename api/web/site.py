@@ -177,6 +177,8 @@ ENTRY_LABELS = {
     "publication.superseded": "Publication superseded",
     "correction.recorded": "Correction recorded",
     "log.key_rotated": "Log key rotated",
+    "meeting.held_with_people": "Meeting held",
+    "person.erased": "Personal data erased",
     "access_token.issued": "Official API token issued",
     "access_token.revoked": "Official API token revoked",
 }

@@ -20,6 +20,7 @@ __all__ = [
     "DOCUMENTS_TABLE",
     "EMBARGO_SALTS_TABLE",
     "IDEMPOTENCY_TABLE",
+    "PERSON_KEYS_TABLE",
     "REVOCATIONS_TABLE",
     "SESSIONS_TABLE",
     "SIDE_TABLES",
@@ -48,6 +49,10 @@ SESSIONS_TABLE = "ledger_sessions"
 # one per attending organisation of a Chatham House or private meeting.
 EMBARGO_SALTS_TABLE = "ledger_embargo_salts"
 ATTENDANCE_SALTS_TABLE = "ledger_attendance_salts"
+# Each person's data keys, wrapped under the master key (ledger.vault). Written when a
+# person's data is first sealed (just before the entry's transaction: an orphan key for data
+# never recorded reveals nothing); deleted on erasure, which makes their data unreadable.
+PERSON_KEYS_TABLE = "ledger_person_keys"
 
 # name -> (column, SQLite type, PostgreSQL type) ..., primary key columns
 SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]] = {
@@ -115,6 +120,15 @@ SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]]
             ("idx", "INTEGER", "bigint"),
         ),
         ("meeting_id", "org_id"),
+    ),
+    PERSON_KEYS_TABLE: (
+        (
+            ("person_id", "TEXT", "text"),
+            ("key_id", "TEXT", "text"),
+            ("wrapped", "BLOB", "bytea"),
+            ("created", "TEXT", "text"),
+        ),
+        ("person_id", "key_id"),
     ),
 }
 

@@ -24,6 +24,7 @@ from ledger.storage.base import (
     DOCUMENTS_TABLE,
     EMBARGO_SALTS_TABLE,
     IDEMPOTENCY_TABLE,
+    PERSON_KEYS_TABLE,
     REVOCATIONS_TABLE,
     SESSIONS_TABLE,
     TOKENS_TABLE,
@@ -134,6 +135,9 @@ class SideStore:
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
+                # Deleted rows (erased people's wrapped keys) are overwritten, not left in
+                # free pages.
+                conn.execute("PRAGMA secure_delete=ON")
         except StorageError:
             raise
         except Exception as exc:
@@ -292,6 +296,43 @@ class SideStore:
     def purge_sessions(self, now: str) -> int:
         """Forget expired sessions; how many."""
         return self._write(f"DELETE FROM {SESSIONS_TABLE} WHERE expires <= ?", (now,))
+
+    # personal-data keys (a ledger.vault.KeyStore) ------------------------------------------
+
+    def get_key(self, person_id: str, key_id: str) -> bytes | None:
+        row = self._one(
+            f"SELECT wrapped FROM {PERSON_KEYS_TABLE} WHERE person_id = ? AND key_id = ?",
+            (person_id, key_id),
+        )
+        return None if row is None else bytes(row[0])
+
+    def current_key(self, person_id: str) -> tuple[str, bytes] | None:
+        row = self._one(
+            f"SELECT key_id, wrapped FROM {PERSON_KEYS_TABLE} WHERE person_id = ? "
+            "ORDER BY created DESC, key_id DESC LIMIT 1",
+            (person_id,),
+        )
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def put_key(self, person_id: str, key_id: str, wrapped: bytes) -> None:
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self._write(
+            f"INSERT INTO {PERSON_KEYS_TABLE} (person_id, key_id, wrapped, created) "
+            "VALUES (?, ?, ?, ?)",
+            (person_id, key_id, wrapped, created),
+        )
+
+    def delete_keys(self, person_id: str) -> int:
+        """Delete every wrapped key of ``person_id``, and (best effort) the old copies of
+        their rows the database still holds: SQLite overwrites deleted rows (secure_delete)
+        and truncates its write-ahead log; PostgreSQL vacuums the table."""
+        count = self._write(f"DELETE FROM {PERSON_KEYS_TABLE} WHERE person_id = ?", (person_id,))
+        with contextlib.suppress(Exception):  # housekeeping: the keys are already gone
+            if self._pg:
+                self._conn().execute(f"VACUUM {PERSON_KEYS_TABLE}")
+            else:
+                self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return count
 
     def close(self) -> None:
         with self._lock:

@@ -711,6 +711,13 @@ WRITES: dict[tuple[str, str], tuple[frozenset[str], Callable[[World], Request]]]
             f"/tokens/{w.api.official('recorder').token_id}/revocation", {"reason": "left"}
         ),
     ),
+    ("POST", "/people/{person_id}/erasure"): (
+        ADMIN,
+        lambda w: _json(
+            f"/people/{uuid.uuid4()}/erasure",
+            {"legal_basis": "UK GDPR Art. 17", "authorised_by": "Data Protection Officer"},
+        ),
+    ),
     ("POST", "/documents"): (ANYONE, _document),
 }
 CREATES = {"/processes", "/organisations", "/proposals", "/meetings", "/publications"}

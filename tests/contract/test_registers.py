@@ -115,16 +115,18 @@ def expected_meetings(entries: list[dict[str, Any]], k: int) -> list[dict[str, A
                 "held_at": None,
                 "attending_orgs": [],
                 "attendee_count": 0,
+                "attending_individuals": 0,
                 "minutes": None,
                 "scheduled_index": e["index"],
                 "as_of_index": k,
             }
-        elif e["type"] == "meeting.held":
+        elif e["type"] in ("meeting.held", "meeting.held_with_people"):
             meetings[mid].update(
                 held=True,
                 held_at=data["held_at"],
                 attending_orgs=data["attending_orgs"],
                 attendee_count=len(data["attending_orgs"]),
+                attending_individuals=len(data.get("attending_people", [])),
             )
         elif e["type"] == "meeting.held_in_confidence":
             meetings[mid].update(

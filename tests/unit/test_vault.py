@@ -32,7 +32,7 @@ def test_seal_then_open_round_trips_and_hides_the_plaintext(person: str, value: 
     assert vault.open(sealed) == value
     assert set(sealed.as_entry()) == {"person", "key_id", "nonce", "ciphertext"}
     assert Sealed.from_entry(json.loads(json.dumps(sealed.as_entry()))) == sealed
-    if isinstance(value, str) and len(value) >= 4:
+    if isinstance(value, str) and len(value) >= 4 and value not in person:
         assert value not in json.dumps(sealed.as_entry())
 
 
