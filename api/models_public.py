@@ -14,9 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Amendment",
+    "Answer",
     "Compare",
+    "Consultation",
+    "ConsultationDetail",
+    "ConsultationPage",
+    "ConsultationResponse",
     "ExportRegister",
     "Exports",
+    "GovernmentResponse",
     "HistoryItem",
     "HistoryPage",
     "LegislativeOutcome",
@@ -41,6 +47,9 @@ __all__ = [
     "Publication",
     "PublicationDetail",
     "PublicationPage",
+    "Question",
+    "Recommendation",
+    "Review",
     "SearchHit",
     "SearchPage",
     "Strand",
@@ -236,6 +245,81 @@ class Outcome(_Strict):
 class MeetingDetail(Meeting):
     outcomes: list[Outcome]
     version: int = Field(description="the meeting's version as of ``as_of_index``; the ETag")
+
+
+# consultations -----------------------------------------------------------------------------
+
+
+class Question(_Strict):
+    id: str
+    text: str
+
+
+class Consultation(_Strict):
+    id: str
+    process_id: str
+    title: str
+    questions: list[Question]
+    documents: list[str] = Field(description="SHA-256 of each consultation document")
+    closes_at: str
+    status: Literal["open", "closed"]
+    closed_time: str | None = Field(description="when it was recorded as closed")
+    opened_index: int
+    response_count: int
+    organisation_responses: int
+    individual_responses: int = Field(
+        description="how many individuals responded; who they are is never published"
+    )
+    published_individual_responses: int = Field(
+        description="individuals' responses published with their consent"
+    )
+    as_of_index: int
+
+
+class ConsultationPage(Listing):
+    items: list[Consultation]
+
+
+class Answer(_Strict):
+    question_id: str
+    text: str
+
+
+class ConsultationResponse(_Strict):
+    response_id: str
+    index: int
+    time: str
+    respondent: Literal["an organisation", "an individual"]
+    org_id: str | None = Field(description="the responding organisation; null for individuals")
+    answers: list[Answer]
+
+
+class Recommendation(_Strict):
+    id: str
+    text: str
+
+
+class Review(_Strict):
+    reviewer_org: str
+    findings: list[str]
+    recommendations: list[Recommendation]
+    index: int
+
+
+class GovernmentResponse(_Strict):
+    recommendation_id: str
+    response: Literal["accepted", "partly", "rejected"]
+    text: str
+    index: int
+
+
+class ConsultationDetail(Consultation):
+    responses: list[ConsultationResponse] = Field(
+        description="organisations' responses, and individuals' where they consented"
+    )
+    review: Review | None
+    government_responses: list[GovernmentResponse]
+    version: int = Field(description="the consultation's version as of ``as_of_index``")
 
 
 # publications ------------------------------------------------------------------------------

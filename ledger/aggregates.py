@@ -26,12 +26,14 @@ __all__ = [
     "DECISIONS",
     "DISCLOSURE_MODES",
     "FINAL_STATUSES",
+    "GOVERNMENT_RESPONSES",
     "ORGANISATION_KINDS",
     "OUTCOME_ITEM_KINDS",
     "PUBLICATION_KINDS",
     "STATUS_TRANSITIONS",
     "TOKEN_ROLES",
     "AccessToken",
+    "Consultation",
     "Correction",
     "ErasureRecord",
     "KeyRotation",
@@ -81,6 +83,7 @@ STATUS_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "superseded": (),
 }
 TOKEN_ROLES = ("recorder", "publisher", "admin")
+GOVERNMENT_RESPONSES = ("accepted", "partly", "rejected")
 FINAL_STATUSES = frozenset(s for s, nxt in STATUS_TRANSITIONS.items() if not nxt)
 _CLOSED_DECISIONS = frozenset({"agreed", "disagreed", "withdrawn"})
 
@@ -1013,6 +1016,243 @@ class Publication(LedgerAggregate):
         self.state = "superseded"
 
 
+# Consultation ------------------------------------------------------------------------------
+
+_SEALED_KEYS = frozenset({"person", "key_id", "nonce", "ciphertext"})
+
+
+def _check_sealed(name: str, value: Any) -> dict[str, str]:
+    if (
+        not isinstance(value, dict)
+        or set(value) != _SEALED_KEYS
+        or not all(isinstance(v, str) for v in value.values())
+    ):
+        raise InvalidInputError(f"{name} must be a sealed value")
+    return dict(value)
+
+
+def _check_items(name: str, items: Any, *, at_least_one: bool = True) -> list[dict[str, str]]:
+    """A list of ``{"id", "text"}`` with unique ids."""
+    if not isinstance(items, list) or (at_least_one and not items):
+        raise InvalidInputError(f"{name} must be a list with at least one item")
+    seen: set[str] = set()
+    clean = []
+    for item in items:
+        if not isinstance(item, dict) or set(item) != {"id", "text"}:
+            raise InvalidInputError(f"each of the {name} must be an object with id and text")
+        item_id = _text(f"{name} id", item["id"])
+        if item_id in seen:
+            raise InvalidInputError(f"{name} id {item_id!r} appears twice")
+        seen.add(item_id)
+        clean.append({"id": item_id, "text": _text(f"{name} text", item["text"])})
+    return clean
+
+
+class Consultation(LedgerAggregate):
+    """A public consultation: opened, responses received, closed, reviewed, responded to."""
+
+    KIND = "consultation"
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        process_id: str,
+        title: str,
+        questions: list[dict[str, str]],
+        documents: list[str],
+        closes_at: str,
+        actor: Actor,
+        at: datetime,
+        id: UUID | None = None,
+    ) -> Consultation:
+        if not isinstance(documents, list):
+            raise InvalidInputError("documents must be a list of SHA-256 hashes")
+        clean_documents = [_sha256_hex(d) for d in documents]
+        if len(set(clean_documents)) != len(clean_documents):
+            raise InvalidInputError("a document is listed twice")
+        return cls._start(
+            ev.ConsultationOpened,
+            actor,
+            at,
+            id,
+            process_id=_text("process_id", process_id),
+            title=_text("title", title),
+            questions=_check_items("questions", questions),
+            documents=clean_documents,
+            closes_at=_rfc3339_utc("closes_at", closes_at),
+        )
+
+    def check_open(self, at: datetime) -> None:
+        """Refuse a response once the consultation is closed or past its closing time."""
+        if self.closed:
+            raise RuleViolationError("the consultation is closed: no more responses")
+        closes = datetime.fromisoformat(self.closes_at)
+        if at >= closes:
+            raise RuleViolationError(f"the consultation closed at {self.closes_at}")
+
+    def _check_answers(self, answers: Any) -> list[dict[str, str]]:
+        if not isinstance(answers, list) or not answers:
+            raise InvalidInputError("a response needs at least one answer")
+        seen: set[str] = set()
+        clean = []
+        for answer in answers:
+            if not isinstance(answer, dict) or set(answer) != {"question_id", "text"}:
+                raise InvalidInputError("each answer must be an object with question_id and text")
+            question = _text("question_id", answer["question_id"])
+            if question not in self.question_ids:
+                raise InvalidInputError(f"the consultation has no question {question!r}")
+            if question in seen:
+                raise InvalidInputError(f"question {question!r} is answered twice")
+            seen.add(question)
+            clean.append({"question_id": question, "text": _text("answer", answer["text"])})
+        return clean
+
+    def receive_organisation_response(
+        self, *, org_id: str, answers: list[dict[str, str]], actor: Actor, at: datetime
+    ) -> str:
+        self.check_open(at)
+        clean = self._check_answers(answers)
+        response_id = f"R{self.response_count + 1}"
+        self._record(
+            ev.ConsultationResponseReceived,
+            actor,
+            at,
+            response_id=response_id,
+            org_id=_text("org_id", org_id),
+            respondent=None,
+            consent_to_publish=None,
+            answers=clean,
+            sealed_answers=None,
+        )
+        return response_id
+
+    def receive_individual_response(
+        self,
+        *,
+        respondent: dict[str, str],
+        consent_to_publish: bool,
+        answers: list[dict[str, str]] | None,
+        sealed_answers: dict[str, str] | None,
+        actor: Actor,
+        at: datetime,
+    ) -> str:
+        """An individual's response: details sealed; answers public with consent (and then
+        checked here), otherwise sealed (checked by the application before sealing)."""
+        self.check_open(at)
+        if not isinstance(consent_to_publish, bool):
+            raise InvalidInputError("consent_to_publish must be true or false")
+        sealed = _check_sealed("respondent", respondent)
+        if consent_to_publish:
+            if sealed_answers is not None:
+                raise InvalidInputError("with consent to publish, answers are public")
+            public = self._check_answers(answers)
+            hidden = None
+        else:
+            if answers is not None:
+                raise InvalidInputError("without consent to publish, answers must be sealed")
+            public = None
+            hidden = _check_sealed("sealed_answers", sealed_answers)
+            if hidden["person"] != sealed["person"]:
+                raise InvalidInputError("sealed answers must be sealed for the respondent")
+        response_id = f"R{self.response_count + 1}"
+        self._record(
+            ev.ConsultationResponseReceived,
+            actor,
+            at,
+            response_id=response_id,
+            org_id=None,
+            respondent=sealed,
+            consent_to_publish=consent_to_publish,
+            answers=public,
+            sealed_answers=hidden,
+        )
+        return response_id
+
+    def close(self, *, note: str = "", actor: Actor, at: datetime) -> None:
+        if self.closed:
+            raise RuleViolationError("the consultation is already closed")
+        self._record(ev.ConsultationClosed, actor, at, note=_text("note", note, allow_empty=True))
+
+    def record_review(
+        self,
+        *,
+        reviewer_org: str,
+        findings: list[str],
+        recommendations: list[dict[str, str]],
+        actor: Actor,
+        at: datetime,
+    ) -> None:
+        if not self.closed:
+            raise RuleViolationError("a review can only be recorded once the consultation closed")
+        if self.reviewed:
+            raise RuleViolationError("a review of this consultation was already recorded")
+        if not isinstance(findings, list) or not findings:
+            raise InvalidInputError("a review needs at least one finding")
+        self._record(
+            ev.ConsultationReviewRecorded,
+            actor,
+            at,
+            reviewer_org=_text("reviewer_org", reviewer_org),
+            findings=[_text("finding", f) for f in findings],
+            recommendations=_check_items("recommendations", recommendations, at_least_one=False),
+        )
+
+    def respond_to_recommendation(
+        self, *, recommendation_id: str, response: str, text: str, actor: Actor, at: datetime
+    ) -> None:
+        if recommendation_id not in self.recommendations:
+            raise RuleViolationError(f"the review has no recommendation {recommendation_id!r}")
+        if recommendation_id in self.government_responses:
+            raise RuleViolationError(
+                f"the government already responded to recommendation {recommendation_id!r}"
+            )
+        self._record(
+            ev.ConsultationGovernmentResponded,
+            actor,
+            at,
+            recommendation_id=recommendation_id,
+            response=_choice("response", response, GOVERNMENT_RESPONSES),
+            text=_text("text", text),
+        )
+
+    @singledispatchmethod
+    def when(self, event: ev.LedgerEvent) -> None:
+        super().when(event)
+
+    @when.register
+    def _(self, event: ev.ConsultationOpened) -> None:
+        self.process_id = event.process_id
+        self.title = event.title
+        self.question_ids = [q["id"] for q in event.questions]
+        self.closes_at = event.closes_at
+        self.closed = False
+        self.response_count = 0
+        self.respondents: list[dict[str, str]] = []
+        self.reviewed = False
+        self.recommendations: list[str] = []
+        self.government_responses: dict[str, str] = {}
+
+    @when.register
+    def _(self, event: ev.ConsultationResponseReceived) -> None:
+        self.response_count += 1
+        if event.respondent is not None:
+            self.respondents.append(dict(event.respondent))
+
+    @when.register
+    def _(self, event: ev.ConsultationClosed) -> None:
+        self.closed = True
+
+    @when.register
+    def _(self, event: ev.ConsultationReviewRecorded) -> None:
+        self.reviewed = True
+        self.recommendations = [r["id"] for r in event.recommendations]
+
+    @when.register
+    def _(self, event: ev.ConsultationGovernmentResponded) -> None:
+        self.government_responses[event.recommendation_id] = event.response
+
+
 # Correction --------------------------------------------------------------------------------
 
 
@@ -1184,6 +1424,7 @@ AGGREGATES: tuple[type[LedgerAggregate], ...] = (
     Proposal,
     Meeting,
     Publication,
+    Consultation,
     Correction,
     KeyRotation,
     AccessToken,

@@ -34,6 +34,7 @@ from eventsourcing.utils import Environment
 from ledger.actors import Actor
 from ledger.aggregates import (
     AccessToken,
+    Consultation,
     Correction,
     ErasureRecord,
     KeyRotation,
@@ -1053,6 +1054,155 @@ class LedgerApplication(Application[UUID]):
         )
         return self._commit(publication)
 
+    # consultations -------------------------------------------------------------------------
+
+    def open_consultation(
+        self,
+        *,
+        process_id: str,
+        title: str,
+        questions: Sequence[dict[str, str]],
+        documents: Sequence[str] = (),
+        closes_at: str,
+        actor: Actor,
+        id: str | UUID | None = None,
+    ) -> Receipt:
+        """Open a consultation on its questions and documents (uploaded first, by SHA-256)."""
+        self._get(Process, process_id)
+        for sha256 in documents:
+            if not isinstance(sha256, str) or self.side.document(sha256, content=False) is None:
+                raise InvalidInputError(
+                    f"no uploaded document has SHA-256 {sha256}: upload it with POST /documents"
+                )
+        consultation = Consultation.open(
+            process_id=process_id,
+            title=title,
+            questions=[dict(q) for q in questions],
+            documents=list(documents),
+            closes_at=closes_at,
+            actor=actor,
+            at=self.clock(),
+            id=self._id(id),
+        )
+        return self._commit(consultation)
+
+    def record_consultation_response(
+        self,
+        consultation_id: str,
+        *,
+        answers: Sequence[dict[str, str]],
+        org_id: str | None = None,
+        individual: dict[str, Any] | None = None,
+        consent_to_publish: bool = False,
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> Receipt:
+        """Record a response from an organisation (``org_id``: answers public) or from an
+        individual (``individual``: ``{"person_id", "name", "email"?}``), whose details are
+        sealed under their data key and whose answers are public only with
+        ``consent_to_publish`` (sealed otherwise)."""
+        if (org_id is None) == (individual is None):
+            raise InvalidInputError("a response is from an organisation or an individual")
+        consultation = self._get(Consultation, consultation_id, expected_version)
+        at = self.clock()
+        clean = [dict(a) for a in answers]
+        if org_id is not None:
+            self._require_orgs([org_id], "respondent")
+            consultation.receive_organisation_response(
+                org_id=org_id, answers=clean, actor=actor, at=at
+            )
+            return self._commit(consultation)
+        person_id, details = _check_respondent(individual)
+        consultation.check_open(at)
+        checked = consultation._check_answers(clean)
+        vault = self.vault
+        sealed = vault.seal(person_id, details).as_entry()
+        consultation.receive_individual_response(
+            respondent=sealed,
+            consent_to_publish=consent_to_publish,
+            answers=checked if consent_to_publish else None,
+            sealed_answers=None
+            if consent_to_publish
+            else vault.seal(person_id, checked).as_entry(),
+            actor=actor,
+            at=at,
+        )
+        return self._commit(consultation)
+
+    def consultation_respondents(self, consultation_id: str) -> list[dict[str, Any]]:
+        """Individual respondents decrypted, for authorised officials only: ``{"person",
+        "erased": False, "name", "email"?}`` or ``{"person", "erased": True}``."""
+        consultation = self._get(Consultation, consultation_id)
+        return [self._open_person(value) for value in consultation.respondents]
+
+    def _open_person(self, value: dict[str, str]) -> dict[str, Any]:
+        sealed = SealedValue.from_entry(value)
+        if self.side.get_key(sealed.person, sealed.key_id) is None:
+            return {"person": sealed.person, "erased": True}
+        try:
+            details = self.vault.open(sealed)
+        except ErasedError:
+            return {"person": sealed.person, "erased": True}
+        return {"person": sealed.person, "erased": False, **details}
+
+    def close_consultation(
+        self,
+        consultation_id: str,
+        *,
+        note: str = "",
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> Receipt:
+        consultation = self._get(Consultation, consultation_id, expected_version)
+        consultation.close(note=note, actor=actor, at=self.clock())
+        return self._commit(consultation)
+
+    def record_consultation_review(
+        self,
+        consultation_id: str,
+        *,
+        reviewer_org: str,
+        findings: Sequence[str],
+        recommendations: Sequence[dict[str, str]] = (),
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> Receipt:
+        """Record an external review (e.g. an advisory group's) of a closed consultation."""
+        self._require_orgs([reviewer_org], "reviewer")
+        consultation = self._get(Consultation, consultation_id, expected_version)
+        consultation.record_review(
+            reviewer_org=reviewer_org,
+            findings=list(findings),
+            recommendations=[dict(r) for r in recommendations],
+            actor=actor,
+            at=self.clock(),
+        )
+        return self._commit(consultation)
+
+    def record_government_response(
+        self,
+        consultation_id: str,
+        *,
+        recommendation_id: str,
+        response: str,
+        text: str,
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> Receipt:
+        """Record the government's response to one of the review's recommendations."""
+        consultation = self._get(Consultation, consultation_id, expected_version)
+        consultation.respond_to_recommendation(
+            recommendation_id=recommendation_id,
+            response=response,
+            text=text,
+            actor=actor,
+            at=self.clock(),
+        )
+        return self._commit(consultation)
+
+    def get_consultation(self, consultation_id: str) -> Consultation:
+        return self._get(Consultation, consultation_id)
+
     # corrections ---------------------------------------------------------------------------
 
     def record_correction(
@@ -1201,6 +1351,25 @@ def _check_people(people: Any) -> list[tuple[str, dict[str, str]]]:
     return checked
 
 
+_RESPONDENT_FIELDS = frozenset({"person_id", "name", "email"})
+
+
+def _check_respondent(individual: Any) -> tuple[str, dict[str, str]]:
+    """(person id, details to seal) of an individual respondent; refuse anything else."""
+    if not isinstance(individual, dict) or not set(individual) <= _RESPONDENT_FIELDS:
+        raise InvalidInputError("an individual respondent is an object of person_id, name, email")
+    person_id = check_person_id(individual.get("person_id"))
+    details: dict[str, str] = {}
+    for field in ("name", "email"):
+        value = individual.get(field)
+        if value is None and field == "email":
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInputError(f"an individual respondent's {field} must be text")
+        details[field] = value
+    return person_id, details
+
+
 COMMANDS: tuple[str, ...] = (
     "start_process",
     "add_strand",
@@ -1218,6 +1387,10 @@ COMMANDS: tuple[str, ...] = (
     "record_meeting_held",
     "record_meeting_outcome",
     "agree_minutes",
+    "open_consultation",
+    "close_consultation",
+    "record_consultation_review",
+    "record_government_response",
     "publish",
     "grant_prerelease_access",
     "withdraw_publication",

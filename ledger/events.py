@@ -20,6 +20,11 @@ __all__ = [
     "AccessTokenRevoked",
     "AmendmentDecided",
     "AmendmentProposed",
+    "ConsultationClosed",
+    "ConsultationGovernmentResponded",
+    "ConsultationOpened",
+    "ConsultationResponseReceived",
+    "ConsultationReviewRecorded",
     "CorrectionRecorded",
     "KeyRotated",
     "LedgerCreated",
@@ -297,6 +302,62 @@ class PublicationSuperseded(LedgerEvent):
     reason: str
 
 
+# Consultation ------------------------------------------------------------------------------
+
+
+class ConsultationOpened(LedgerCreated):
+    """A public consultation opens: its questions (``{"id", "text"}``), the SHA-256 of each
+    consultation document (uploaded beforehand) and when it closes (RFC 3339 UTC)."""
+
+    TOPIC = "consultation.opened"
+    AGGREGATE_TOPIC = "consultation"
+    process_id: str
+    title: str
+    questions: list[dict[str, str]]
+    documents: list[str]
+    closes_at: str
+
+
+class ConsultationResponseReceived(LedgerEvent):
+    """A response arrived, from an organisation (``org_id``, its ``answers`` public) or from
+    an individual: ``respondent`` is their personal details sealed under their data key
+    (``ledger.vault``), and their ``answers`` are public only with ``consent_to_publish``;
+    without it they are in ``sealed_answers`` (sealed the same way) and ``answers`` is null.
+    Answers are ``{"question_id", "text"}``."""
+
+    TOPIC = "consultation.response_received"
+    response_id: str
+    org_id: str | None
+    respondent: dict[str, str] | None
+    consent_to_publish: bool | None
+    answers: list[dict[str, str]] | None
+    sealed_answers: dict[str, str] | None
+
+
+class ConsultationClosed(LedgerEvent):
+    TOPIC = "consultation.closed"
+    note: str
+
+
+class ConsultationReviewRecorded(LedgerEvent):
+    """An external review (e.g. an advisory group's) of a closed consultation: its findings
+    and its recommendations (``{"id", "text"}``)."""
+
+    TOPIC = "consultation.review_recorded"
+    reviewer_org: str
+    findings: list[str]
+    recommendations: list[dict[str, str]]
+
+
+class ConsultationGovernmentResponded(LedgerEvent):
+    """The government's response to one recommendation: accepted, partly or rejected."""
+
+    TOPIC = "consultation.government_responded"
+    recommendation_id: str
+    response: str
+    text: str
+
+
 # Correction --------------------------------------------------------------------------------
 
 
@@ -387,6 +448,11 @@ ALL_EVENTS: tuple[type[LedgerEvent], ...] = (
     PublicationReleased,
     PublicationWithdrawn,
     PublicationSuperseded,
+    ConsultationOpened,
+    ConsultationResponseReceived,
+    ConsultationClosed,
+    ConsultationReviewRecorded,
+    ConsultationGovernmentResponded,
     CorrectionRecorded,
     KeyRotated,
     AccessTokenIssued,

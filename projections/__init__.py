@@ -12,6 +12,7 @@ __all__ = ["all_views"]
 
 def all_views() -> list[View]:
     """A fresh instance of every read model the service keeps."""
+    from projections.consultations import ConsultationsView
     from projections.meetings import MeetingsView
     from projections.organisations import OrganisationsView
     from projections.process import ProcessView
@@ -25,6 +26,7 @@ def all_views() -> list[View]:
         ProposalsView(),
         MeetingsView(),
         PublicationsView(),
+        ConsultationsView(),
         SearchView(),
     ]
     return views

@@ -28,7 +28,15 @@ from typing import Any
 import orjson
 
 from ledger.errors import InvalidInputError
-from projections import meetings, organisations, process, proposals, publications, search
+from projections import (
+    consultations,
+    meetings,
+    organisations,
+    process,
+    proposals,
+    publications,
+    search,
+)
 from projections.runner import Runner
 
 __all__ = [
@@ -172,6 +180,10 @@ def _publication_key(item: dict[str, Any]) -> Key:
     return (item["published_index"], item["id"])
 
 
+def _consultation_key(item: dict[str, Any]) -> Key:
+    return (item["opened_index"], item["id"])
+
+
 def _organisation_key(item: dict[str, Any]) -> Key:
     return (item["registered_index"], item["id"])
 
@@ -198,6 +210,7 @@ KEY_SHAPES: dict[str, tuple[type, ...]] = {
     "history": (int,),
     "meetings": (str, int, str),
     "publications": (int, str),
+    "consultations": (int, str),
     "organisations": (int, str),
     "timeline": (int,),
     "search": (float, int, str, str, str),
@@ -214,6 +227,7 @@ SORT_KEYS: dict[str, Callable[[dict[str, Any]], Key]] = {
     "history": _index_key,
     "meetings": _meeting_key,
     "publications": _publication_key,
+    "consultations": _consultation_key,
     "organisations": _organisation_key,
     "timeline": _index_key,
     "search": _hit_key,
@@ -401,6 +415,20 @@ class ReadModels:
             ),
             limit,
             _publication_key,
+        )
+
+    def consultation(self, consultation_id: str, as_of: AsOf = None) -> dict[str, Any] | None:
+        return consultations.get_consultation(self.db, consultation_id, self.at(as_of))
+
+    def consultations(
+        self, as_of: AsOf = None, *, limit: int | None = None, after: Sequence[Any] | None = None
+    ) -> dict[str, Any]:
+        at = self.at(as_of)
+        return self._page(
+            at,
+            lambda n: consultations.list_consultations(self.db, at, limit=n, after=after),
+            limit,
+            _consultation_key,
         )
 
     def organisation(self, org_id: str, as_of: AsOf = None) -> dict[str, Any] | None:

@@ -20,7 +20,14 @@ from api.writing import run_write
 from ledger.actors import Actor
 from ledger.application import LedgerApplication
 
-__all__ = ["AttendeeOut", "AttendeesOut", "ErasureIn", "router"]
+__all__ = [
+    "AttendeeOut",
+    "AttendeesOut",
+    "ErasureIn",
+    "RespondentOut",
+    "RespondentsOut",
+    "router",
+]
 
 router = APIRouter(tags=["officials"])
 
@@ -68,6 +75,46 @@ def meeting_attendees(
     attendees = app.meeting_attendees(meeting_id)
     return JSONResponse(
         {"meeting_id": str(app.get_meeting(meeting_id).id), "attendees": attendees},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+class RespondentOut(BaseModel):
+    """One individual respondent: decrypted, or only the id once the person was erased."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    person: str = Field(description="the person's opaque id (the key reference in the entry)")
+    erased: bool
+    name: str | None = None
+    email: str | None = None
+
+
+class RespondentsOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    consultation_id: str
+    respondents: list[RespondentOut]
+
+
+@router.get(
+    "/consultations/{consultation_id}/respondents",
+    response_model=RespondentsOut,
+    responses={k: v for k, v in WRITE_RESPONSES.items() if k in (400, 401, 403, 404, 422, 503)},
+    summary="Officials: the individuals who responded to a consultation, decrypted",
+)
+def consultation_respondents(
+    consultation_id: Id,
+    request: Request,
+    _who: Annotated[Principal, Depends(_official_reading)],
+) -> JSONResponse:
+    app: LedgerApplication = request.app.state.ledger
+    respondents = app.consultation_respondents(consultation_id)
+    return JSONResponse(
+        {
+            "consultation_id": str(app.get_consultation(consultation_id).id),
+            "respondents": respondents,
+        },
         headers={"Cache-Control": "no-store"},
     )
 

@@ -29,6 +29,8 @@ from api.deps import ReaderDep
 from api.errors import PROBLEM_JSON, ProblemError
 from api.models_public import (
     Compare,
+    ConsultationDetail,
+    ConsultationPage,
     HistoryPage,
     MeetingDetail,
     MeetingPage,
@@ -415,6 +417,52 @@ def meeting(
         request,
         at,
         lambda r: _resource(r, reader, models.meeting(meeting_id, at), "meeting", meeting_id),
+    )
+
+
+@router.get(
+    "/consultations",
+    summary="The consultation register",
+    response_model=None,
+    responses=_docs(ConsultationPage, kind="listing"),
+)
+def consultations(
+    request: Request,
+    models: Models,
+    as_of: AsOfQuery = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Any:
+    paging = _Paging(request, models, "consultations", as_of, cursor, {})
+    return _cached(
+        request,
+        paging.at,
+        lambda r: paging.answer(
+            r, models.consultations(paging.at, limit=limit, after=paging.after)
+        ),
+    )
+
+
+@router.get(
+    "/consultations/{consultation_id}",
+    summary="A consultation: questions, public responses, review and government response",
+    response_model=None,
+    responses=_docs(ConsultationDetail, kind="resource", not_found=True),
+)
+def consultation(
+    consultation_id: Id,
+    request: Request,
+    models: Models,
+    reader: ReaderDep,
+    as_of: AsOfQuery = None,
+) -> Any:
+    at = models.at(parse_as_of(as_of))
+    return _cached(
+        request,
+        at,
+        lambda r: _resource(
+            r, reader, models.consultation(consultation_id, at), "consultation", consultation_id
+        ),
     )
 
 

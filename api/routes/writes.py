@@ -27,11 +27,16 @@ from ledger.storage.side import SideStore
 __all__ = [
     "WRITE_RESPONSES",
     "AmendmentIn",
+    "AnswerIn",
     "AttendanceProofOut",
     "ChangeIn",
+    "ConsultationCloseIn",
+    "ConsultationIn",
+    "ConsultationResponseIn",
     "CorrectionIn",
     "DecisionIn",
     "EmbargoIn",
+    "GovernmentResponseIn",
     "HeldIn",
     "InclusionProof",
     "LegislativeOutcomeIn",
@@ -47,8 +52,12 @@ __all__ = [
     "ProcessIn",
     "ProposalIn",
     "PublicationIn",
+    "QuestionIn",
     "ReceiptOut",
+    "RecommendationIn",
     "ReleaseIn",
+    "RespondentIn",
+    "ReviewIn",
     "RevisionIn",
     "RevocationIn",
     "SectionIn",
@@ -627,6 +636,181 @@ def agree_minutes(meeting_id: Id, body: MinutesIn, request: Request, who: Record
             sha256=body.sha256,
             size=size,
             media_type=media_type,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+# consultations -----------------------------------------------------------------------------
+
+
+class QuestionIn(Strict):
+    id: Id
+    text: Text
+
+
+class ConsultationIn(Strict):
+    process_id: Id
+    title: Short
+    questions: Annotated[list[QuestionIn], Field(min_length=1, max_length=500)]
+    documents: Annotated[
+        list[Annotated[str, Field(pattern="^[0-9a-f]{64}$")]], Field(max_length=100)
+    ] = Field(default=[], description="SHA-256 of documents already uploaded with POST /documents")
+    closes_at: Annotated[str, Field(max_length=40, description="RFC 3339 UTC time")]
+    id: UUID | None = None
+
+
+class AnswerIn(Strict):
+    question_id: Id
+    text: Text
+
+
+class RespondentIn(Strict):
+    person_id: Annotated[
+        str,
+        Field(
+            max_length=64,
+            description="a UUID or an opaque id (16-64 letters, digits, - or _): it stays in "
+            "the log after erasure, so never an e-mail address or a name",
+        ),
+    ]
+    name: Short
+    email: Short | None = None
+
+
+class ConsultationResponseIn(Strict):
+    org_id: Id | None = Field(
+        default=None, description="the responding organisation: its answers are public"
+    )
+    individual: RespondentIn | None = Field(
+        default=None,
+        description="an individual respondent: personal data, sealed in the entry and never "
+        "published; their answers are public only with consent_to_publish",
+    )
+    consent_to_publish: bool = False
+    answers: Annotated[list[AnswerIn], Field(min_length=1, max_length=500)]
+
+
+class ConsultationCloseIn(Strict):
+    note: Text = ""
+
+
+class RecommendationIn(Strict):
+    id: Id
+    text: Text
+
+
+class ReviewIn(Strict):
+    reviewer_org: Id = Field(description="the reviewing organisation, e.g. an advisory group")
+    findings: Annotated[list[Text], Field(min_length=1, max_length=500)]
+    recommendations: Annotated[list[RecommendationIn], Field(max_length=500)] = []
+
+
+class GovernmentResponseIn(Strict):
+    recommendation_id: Id
+    response: Annotated[str, Field(description="accepted, partly or rejected")]
+    text: Text
+
+
+@router.post(
+    "/consultations",
+    status_code=201,
+    responses={**CREATED, **WRITE_RESPONSES},
+    summary="Open a consultation on its questions and documents",
+)
+def open_consultation(body: ConsultationIn, request: Request, who: Recorder) -> JSONResponse:
+    for sha256 in body.documents:
+        _document(request, sha256)
+
+    def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
+        return app.open_consultation(
+            process_id=body.process_id,
+            title=body.title,
+            questions=[q.model_dump() for q in body.questions],
+            documents=body.documents,
+            closes_at=body.closes_at,
+            actor=actor,
+            id=body.id,
+        )
+
+    return run_write(request, who, command, body=_body(body), created="/consultations")
+
+
+@router.post(
+    "/consultations/{consultation_id}/responses",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Record a response: an organisation's (public) or an individual's (sealed)",
+)
+def consultation_response(
+    consultation_id: Id, body: ConsultationResponseIn, request: Request, who: Recorder
+) -> JSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.record_consultation_response(
+            consultation_id,
+            answers=[a.model_dump() for a in body.answers],
+            org_id=body.org_id,
+            individual=body.individual.model_dump(exclude_none=True) if body.individual else None,
+            consent_to_publish=body.consent_to_publish,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/consultations/{consultation_id}/close",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Close a consultation: no more responses",
+)
+def close_consultation(
+    consultation_id: Id, body: ConsultationCloseIn, request: Request, who: Recorder
+) -> JSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.close_consultation(
+            consultation_id, note=body.note, actor=actor, expected_version=expected
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/consultations/{consultation_id}/review",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Record an external review of a closed consultation",
+)
+def consultation_review(
+    consultation_id: Id, body: ReviewIn, request: Request, who: Recorder
+) -> JSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.record_consultation_review(
+            consultation_id,
+            reviewer_org=body.reviewer_org,
+            findings=body.findings,
+            recommendations=[r.model_dump() for r in body.recommendations],
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+@router.post(
+    "/consultations/{consultation_id}/government-response",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Record the government's response to one recommendation of the review",
+)
+def government_response(
+    consultation_id: Id, body: GovernmentResponseIn, request: Request, who: Recorder
+) -> JSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.record_government_response(
+            consultation_id,
+            recommendation_id=body.recommendation_id,
+            response=body.response,
+            text=body.text,
             actor=actor,
             expected_version=expected,
         )

@@ -181,6 +181,11 @@ ENTRY_LABELS = {
     "person.erased": "Personal data erased",
     "access_token.issued": "Official API token issued",
     "access_token.revoked": "Official API token revoked",
+    "consultation.opened": "Consultation opened",
+    "consultation.response_received": "Consultation response received",
+    "consultation.closed": "Consultation closed",
+    "consultation.review_recorded": "Consultation review recorded",
+    "consultation.government_responded": "Government response to a recommendation",
 }
 
 

@@ -527,6 +527,27 @@ class World:
             actor=SETUP,
         ).subject_id
 
+    def consultation(self, *, closed: bool = False, reviewed: bool = False) -> str:
+        cid = self.app.open_consultation(
+            process_id=self.process,
+            title="C",
+            questions=[{"id": "q1", "text": "Q?"}],
+            documents=[self.document],
+            closes_at="2099-01-01T00:00:00Z",
+            actor=SETUP,
+        ).subject_id
+        if closed or reviewed:
+            self.app.close_consultation(cid, actor=SETUP)
+        if reviewed:
+            self.app.record_consultation_review(
+                cid,
+                reviewer_org=self.org,
+                findings=["F"],
+                recommendations=[{"id": "r1", "text": "Do it"}],
+                actor=SETUP,
+            )
+        return cid
+
     def organisation(self) -> str:
         return self.app.register_organisation(
             name="Org", org_kind="academic", actor=SETUP
@@ -719,10 +740,52 @@ WRITES: dict[tuple[str, str], tuple[frozenset[str], Callable[[World], Request]]]
         ),
     ),
     ("POST", "/documents"): (ANYONE, _document),
+    ("POST", "/consultations"): (
+        RECORD,
+        lambda w: _json(
+            "/consultations",
+            {
+                "process_id": w.process,
+                "title": "C",
+                "questions": [{"id": "q1", "text": "Q?"}],
+                "documents": [w.document],
+                "closes_at": "2099-01-01T00:00:00Z",
+            },
+        ),
+    ),
+    ("POST", "/consultations/{consultation_id}/responses"): (
+        RECORD,
+        lambda w: _json(
+            f"/consultations/{w.consultation()}/responses",
+            {"org_id": w.org, "answers": [{"question_id": "q1", "text": "Yes"}]},
+        ),
+    ),
+    ("POST", "/consultations/{consultation_id}/close"): (
+        RECORD,
+        lambda w: _json(f"/consultations/{w.consultation()}/close", {}),
+    ),
+    ("POST", "/consultations/{consultation_id}/review"): (
+        RECORD,
+        lambda w: _json(
+            f"/consultations/{w.consultation(closed=True)}/review",
+            {
+                "reviewer_org": w.org,
+                "findings": ["F"],
+                "recommendations": [{"id": "r", "text": "R"}],
+            },
+        ),
+    ),
+    ("POST", "/consultations/{consultation_id}/government-response"): (
+        RECORD,
+        lambda w: _json(
+            f"/consultations/{w.consultation(reviewed=True)}/government-response",
+            {"recommendation_id": "r1", "response": "accepted", "text": "Agreed"},
+        ),
+    ),
 }
 CREATES = {"/processes", "/organisations", "/proposals", "/meetings", "/publications"}
 CREATES |= {"/publications/embargoed"}
-CREATES |= {"/corrections", "/tokens", "/documents"}
+CREATES |= {"/corrections", "/tokens", "/documents", "/consultations"}
 LOCATIONS = {
     "/corrections": "/entries/{index}",
     "/publications/embargoed": "/publications",
