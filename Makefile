@@ -1,4 +1,4 @@
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-api clean
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +11,7 @@ $(VENV)/bin/ledger: pyproject.toml
 install: $(VENV)/bin/ledger
 
 run: install
-	$(VENV)/bin/ledger demo
+	$(VENV)/bin/ledger serve --demo
 
 test: install
 	$(VENV)/bin/pytest
@@ -23,6 +23,9 @@ lint: install
 
 bench: install
 	$(PY) bench/bench_core.py --json bench/results/core.json
+
+bench-api: install
+	$(PY) -m bench.bench_api
 
 clean:
 	rm -rf ledger-demo .pytest_cache .mypy_cache .ruff_cache .hypothesis
