@@ -132,6 +132,10 @@ class ProposalDetail(_Strict):
     sections: list[JsonObject] = Field(description="the current text, section by section")
     legislative_outcomes: list[LegislativeOutcome]
     tabled_index: int
+    individual_sponsors: int = Field(
+        default=0,
+        description="how many individuals sponsor it alongside the organisation (never who)",
+    )
     as_of_index: int
     version: int = Field(
         description="the proposal's version (entries about it) as of ``as_of_index``; also the ETag"

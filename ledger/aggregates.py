@@ -581,6 +581,16 @@ class Proposal(LedgerAggregate):
             note=_text("note", note, allow_empty=True),
         )
 
+    def record_individual_sponsor(
+        self, *, sponsor: dict[str, str], actor: Actor, at: datetime
+    ) -> None:
+        """An individual sponsors the proposal: their details as a sealed value only."""
+        self._check_open("sponsored")
+        sealed = _check_sealed("sponsor", sponsor)
+        if any(s["person"] == sealed["person"] for s in self.individual_sponsors):
+            raise RuleViolationError(f"person {sealed['person']!r} already sponsors this proposal")
+        self._record(ev.ProposalIndividualSponsorRecorded, actor, at, sponsor=sealed)
+
     def _amendment(self, amendment_id: str) -> dict[str, Any]:
         try:
             return self.amendments[amendment_id]
@@ -602,6 +612,7 @@ class Proposal(LedgerAggregate):
         self.sections: list[dict[str, str]] = [dict(s) for s in event.sections]
         self.amendments: dict[str, dict[str, Any]] = {}
         self.outcomes: list[dict[str, str]] = []
+        self.individual_sponsors: list[dict[str, str]] = []
 
     @when.register
     def _(self, event: ev.AmendmentProposed) -> None:
@@ -630,6 +641,10 @@ class Proposal(LedgerAggregate):
     @when.register
     def _(self, event: ev.LegislativeOutcomeLinked) -> None:
         self.outcomes.append({"legislation": event.legislation, "provision": event.provision})
+
+    @when.register
+    def _(self, event: ev.ProposalIndividualSponsorRecorded) -> None:
+        self.individual_sponsors.append(dict(event.sponsor))
 
 
 # Meeting -----------------------------------------------------------------------------------

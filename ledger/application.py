@@ -665,6 +665,33 @@ class LedgerApplication(Application[UUID]):
         )
         return self._commit(proposal)
 
+    def record_individual_sponsor(
+        self,
+        proposal_id: str,
+        *,
+        person: dict[str, Any],
+        actor: Actor,
+        expected_version: int | None = None,
+    ) -> Receipt:
+        """Record an individual who sponsors a proposal alongside its sponsoring organisation:
+        ``person`` is ``{"person_id", "name", "role"?}``, personal data the entry holds only
+        sealed under the person's data key (``proposal.individual_sponsor_recorded``); the
+        ``proposal.tabled`` entry is unchanged."""
+        person_id, details = _check_sponsor(person)
+        proposal = self._get(Proposal, proposal_id, expected_version)
+        proposal._check_open("sponsored")
+        if any(s.get("person") == person_id for s in proposal.individual_sponsors):
+            raise RuleViolationError(f"person {person_id!r} already sponsors this proposal")
+        sealed = self.vault.seal(person_id, details).as_entry()
+        proposal.record_individual_sponsor(sponsor=sealed, actor=actor, at=self.clock())
+        return self._commit(proposal)
+
+    def proposal_individual_sponsors(self, proposal_id: str) -> list[dict[str, Any]]:
+        """Individual sponsors decrypted, for authorised officials only: ``{"person",
+        "erased": False, "name", "role"?}`` or ``{"person", "erased": True}``."""
+        proposal = self._get(Proposal, proposal_id)
+        return [self._open_person(value) for value in proposal.individual_sponsors]
+
     # meetings ------------------------------------------------------------------------------
 
     def schedule_meeting(
@@ -1370,6 +1397,25 @@ def _check_respondent(individual: Any) -> tuple[str, dict[str, str]]:
     return person_id, details
 
 
+_SPONSOR_FIELDS = frozenset({"person_id", "name", "role"})
+
+
+def _check_sponsor(person: Any) -> tuple[str, dict[str, str]]:
+    """(person id, details to seal) of an individual sponsor; refuse anything else."""
+    if not isinstance(person, dict) or not set(person) <= _SPONSOR_FIELDS:
+        raise InvalidInputError("an individual sponsor is an object of person_id, name, role")
+    person_id = check_person_id(person.get("person_id"))
+    details: dict[str, str] = {}
+    for field in ("name", "role"):
+        value = person.get(field)
+        if value is None and field == "role":
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInputError(f"an individual sponsor's {field} must be text")
+        details[field] = value
+    return person_id, details
+
+
 COMMANDS: tuple[str, ...] = (
     "start_process",
     "add_strand",
@@ -1383,6 +1429,7 @@ COMMANDS: tuple[str, ...] = (
     "revise_proposal",
     "change_proposal_status",
     "link_legislative_outcome",
+    "record_individual_sponsor",
     "schedule_meeting",
     "record_meeting_held",
     "record_meeting_outcome",

@@ -43,6 +43,7 @@ __all__ = [
     "PhaseStarted",
     "PrereleaseAccessGranted",
     "ProcessStarted",
+    "ProposalIndividualSponsorRecorded",
     "ProposalRevised",
     "ProposalStatusChanged",
     "ProposalTabled",
@@ -182,6 +183,16 @@ class LegislativeOutcomeLinked(LedgerEvent):
     legislation: str
     provision: str
     note: str
+
+
+class ProposalIndividualSponsorRecorded(LedgerEvent):
+    """An individual sponsors the proposal alongside its sponsoring organisation. Their
+    details (``person_id``, name, role) are personal data: ``sponsor`` is a sealed value
+    ``{"person", "key_id", "nonce", "ciphertext"}`` (``ledger.vault``), readable only with
+    the person's data key, which ``person.erased`` destroys."""
+
+    TOPIC = "proposal.individual_sponsor_recorded"
+    sponsor: dict[str, str]
 
 
 # Meeting -----------------------------------------------------------------------------------
@@ -436,6 +447,7 @@ ALL_EVENTS: tuple[type[LedgerEvent], ...] = (
     ProposalRevised,
     ProposalStatusChanged,
     LegislativeOutcomeLinked,
+    ProposalIndividualSponsorRecorded,
     MeetingScheduled,
     MeetingHeld,
     MeetingHeldInConfidence,

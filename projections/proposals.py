@@ -3,6 +3,8 @@
 Tables: ``pv_proposals`` (versioned rows: status, text version, outcomes), ``pv_versions``
 (one row per text version, never changed), ``pv_amendments`` (versioned rows: proposed,
 decided, incorporated) and ``pv_proposal_timeline`` (one row per entry about a proposal).
+Individuals who sponsor a proposal (``proposal.individual_sponsor_recorded``) are personal
+data, sealed in the entry (``ledger.vault``): the view keeps only their number.
 Every query takes ``at``: the log index the answer reflects (see ``Runner.as_of_index``).
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 from projections.base import (
     CURRENT,
     Entry,
+    add_columns,
     as_json,
     current_row,
     from_json,
@@ -66,6 +69,7 @@ class ProposalsView:
     def create(self, db: Db) -> None:
         for statement in _DDL:
             db.execute(statement)
+        add_columns(db, "pv_proposals", {"individual_sponsors": "BIGINT"})
 
     def apply(self, db: Db, entry: Entry) -> None:
         if not entry.type.startswith("proposal."):
@@ -100,6 +104,7 @@ class ProposalsView:
                     "outcomes": as_json([]),
                     "tabled_index": at,
                     "tabled_time": entry.time,
+                    "individual_sponsors": 0,
                 },
             )
             self._version(db, entry, 1, data["sections"], None, [], "", data.get("meeting_id"))
@@ -167,6 +172,11 @@ class ProposalsView:
                 }
             )
             replace_row(db, "pv_proposals", {"id": pid}, at, {"outcomes": as_json(outcomes)})
+        elif kind == "individual_sponsor_recorded":
+            # sealed personal data: only how many individuals sponsor it, never who
+            row = current_row(db, "pv_proposals", {"id": pid}) or {}
+            count = int(row.get("individual_sponsors") or 0) + 1
+            replace_row(db, "pv_proposals", {"id": pid}, at, {"individual_sponsors": count})
 
     @staticmethod
     def _version(
@@ -227,6 +237,7 @@ def get_proposal(db: Db, pid: str, at: int) -> dict[str, Any] | None:
         "sections": text["sections"] if text else [],
         "legislative_outcomes": from_json(row["outcomes"]) or [],
         "tabled_index": row["tabled_index"],
+        "individual_sponsors": int(row.get("individual_sponsors") or 0),
         "as_of_index": at,
     }
 

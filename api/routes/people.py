@@ -1,6 +1,7 @@
 """Personal data of individuals (``ledger.vault``): officials read it, admins erase it.
 
-Individual attendees of a meeting are in the log only sealed, under a data key of each
+Individual attendees of a meeting (and individual sponsors of a proposal, and individual
+respondents to a consultation) are in the log only sealed, under a data key of each
 person's own; the public answers show how many attended, never who. Officials (recorder or
 admin) read them decrypted here; an admin's erasure destroys the person's keys, after which
 every copy of their data is noise and this endpoint says they were erased.
@@ -24,6 +25,8 @@ __all__ = [
     "AttendeeOut",
     "AttendeesOut",
     "ErasureIn",
+    "IndividualSponsorOut",
+    "IndividualSponsorsOut",
     "RespondentOut",
     "RespondentsOut",
     "router",
@@ -115,6 +118,43 @@ def consultation_respondents(
             "consultation_id": str(app.get_consultation(consultation_id).id),
             "respondents": respondents,
         },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+class IndividualSponsorOut(BaseModel):
+    """One individual sponsor: decrypted, or only the id once the person was erased."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    person: str = Field(description="the person's opaque id (the key reference in the entry)")
+    erased: bool
+    name: str | None = None
+    role: str | None = None
+
+
+class IndividualSponsorsOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    proposal_id: str
+    individual_sponsors: list[IndividualSponsorOut]
+
+
+@router.get(
+    "/proposals/{proposal_id}/individual-sponsors",
+    response_model=IndividualSponsorsOut,
+    responses={k: v for k, v in WRITE_RESPONSES.items() if k in (400, 401, 403, 404, 422, 503)},
+    summary="Officials: the individuals who sponsor a proposal, decrypted (personal data)",
+)
+def proposal_individual_sponsors(
+    proposal_id: Id,
+    request: Request,
+    _who: Annotated[Principal, Depends(_official_reading)],
+) -> JSONResponse:
+    app: LedgerApplication = request.app.state.ledger
+    sponsors = app.proposal_individual_sponsors(proposal_id)
+    return JSONResponse(
+        {"proposal_id": str(app.get_proposal(proposal_id).id), "individual_sponsors": sponsors},
         headers={"Cache-Control": "no-store"},
     )
 

@@ -39,6 +39,7 @@ __all__ = [
     "GovernmentResponseIn",
     "HeldIn",
     "InclusionProof",
+    "IndividualSponsorIn",
     "LegislativeOutcomeIn",
     "MeetingIn",
     "MembershipEndIn",
@@ -499,6 +500,38 @@ def link_legislative_outcome(
             legislation=body.legislation,
             provision=body.provision,
             note=body.note,
+            actor=actor,
+            expected_version=expected,
+        )
+
+    return run_write(request, who, command, body=_body(body))
+
+
+class IndividualSponsorIn(Strict):
+    person_id: Annotated[
+        str,
+        Field(
+            max_length=64,
+            description="a UUID or an opaque id (16-64 letters, digits, - or _): it stays in "
+            "the log after erasure, so never an e-mail address or a name",
+        ),
+    ]
+    name: Short
+    role: Short | None = None
+
+
+@router.post(
+    "/proposals/{proposal_id}/individual-sponsors",
+    responses={**CHANGED, **WRITE_RESPONSES},
+    summary="Record an individual sponsoring a proposal (personal data: sealed, never published)",
+)
+def record_individual_sponsor(
+    proposal_id: Id, body: IndividualSponsorIn, request: Request, who: Recorder
+) -> JSONResponse:
+    def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
+        return app.record_individual_sponsor(
+            proposal_id,
+            person=body.model_dump(exclude_none=True),
             actor=actor,
             expected_version=expected,
         )

@@ -178,6 +178,7 @@ ENTRY_LABELS = {
     "correction.recorded": "Correction recorded",
     "log.key_rotated": "Log key rotated",
     "meeting.held_with_people": "Meeting held",
+    "proposal.individual_sponsor_recorded": "Individual sponsor recorded",
     "person.erased": "Personal data erased",
     "access_token.issued": "Official API token issued",
     "access_token.revoked": "Official API token revoked",

@@ -41,6 +41,7 @@ from ledger.audit import (
     verify_checkpoint,
     verify_inclusion,
 )
+from ledger.keys import create_master_key_file
 from ledger.storage.side import SideStore
 from tests.conftest import Store, make_store
 
@@ -649,6 +650,13 @@ WRITES: dict[tuple[str, str], tuple[frozenset[str], Callable[[World], Request]]]
             f"/proposals/{w.proposal()}/legislative-outcomes", {"legislation": "An Act"}
         ),
     ),
+    ("POST", "/proposals/{proposal_id}/individual-sponsors"): (
+        RECORD,
+        lambda w: _json(
+            f"/proposals/{w.proposal()}/individual-sponsors",
+            {"person_id": str(uuid.uuid4()), "name": "A Sponsor", "role": "Campaigner"},
+        ),
+    ),
     ("POST", "/meetings"): (
         RECORD,
         lambda w: _json(
@@ -838,10 +846,12 @@ def test_the_matrix_covers_every_write_endpoint(tmp_path: Path) -> None:
         assert len(routes) >= 23
 
 
-def test_authorisation_matrix(store: Store) -> None:
+def test_authorisation_matrix(store: Store, tmp_path: Path) -> None:
     """No, bad or revoked token → 401; wrong role → 403; right role → recorded. Refusals
     record nothing."""
-    with open_api(store) as api:
+    master = tmp_path / "master.key"  # some writes seal personal data
+    create_master_key_file(master)
+    with open_api(store, master_key_file=master) as api:
         routes = write_routes(api.client.app)
         assert routes == set(WRITES)
         world = World(api)
