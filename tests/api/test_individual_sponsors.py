@@ -105,6 +105,8 @@ def test_individual_sponsors_are_sealed_read_by_officials_and_erased(
             answer = api.client.get(public)
             assert answer.status_code == 200, (public, answer.text)
             assert NAME not in answer.text, public
+        page = api.client.get(f"/web/proposals/{proposal}").text
+        assert "and 2 individuals, whose names are personal data and not published" in page
         assert scan_store(store, NEEDLES) == []
 
         # officials read them decrypted; nobody else can
