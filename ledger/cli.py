@@ -341,6 +341,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     _out(f"Open Policy Ledger serving {settings.describe_store()} at {base}/")
     _out(f"  website:            {base}/")
+    _out(f"  officials:          {base}/workspace (sign in with a token)")
     _out(f"  API documentation:  {base}/docs")
     _out(f"  latest checkpoint:  {base}/checkpoint")
     for role, token in tokens:
