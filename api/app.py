@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -96,6 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.verifier_key = signer.verifier_key()
+    # Cursors are HMAC'd with a key derived from the log's public key: the same on every
+    # replica and across restarts (tamper-evidence, not secrecy: see api/routes/public.py).
+    app.state.cursor_secret = hashlib.sha256(
+        b"open-policy-ledger cursor key\n" + app.state.verifier_key.encode()
+    ).digest()
     app.state.tile_cache = TileCache()
     app.state.read_cache = ReadCache(settings.read_cache_bytes)
     app.state.rate_limiter = RateLimiter(settings.write_rate, settings.write_burst)

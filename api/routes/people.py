@@ -22,6 +22,7 @@ from ledger.actors import Actor
 from ledger.application import LedgerApplication
 
 __all__ = [
+    "READ_RESPONSES",
     "AttendeeOut",
     "AttendeesOut",
     "ErasureIn",
@@ -59,6 +60,16 @@ class AttendeesOut(BaseModel):
     attendees: list[AttendeeOut]
 
 
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    k: v for k, v in WRITE_RESPONSES.items() if k in (400, 401, 403, 404, 422, 503)
+}
+
+
+def _private(body: dict[str, Any]) -> JSONResponse:
+    """Decrypted personal data: answered, never stored by any cache on the way."""
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
 def _official_reading(request: Request) -> Principal:
     return authenticate(request, RECORD, write=False)
 
@@ -66,7 +77,7 @@ def _official_reading(request: Request) -> Principal:
 @router.get(
     "/meetings/{meeting_id}/attendees",
     response_model=AttendeesOut,
-    responses={k: v for k, v in WRITE_RESPONSES.items() if k in (400, 401, 403, 404, 422, 503)},
+    responses=READ_RESPONSES,
     summary="Officials: the individuals who attended a meeting, decrypted (personal data)",
 )
 def meeting_attendees(
@@ -76,10 +87,7 @@ def meeting_attendees(
 ) -> JSONResponse:
     app: LedgerApplication = request.app.state.ledger
     attendees = app.meeting_attendees(meeting_id)
-    return JSONResponse(
-        {"meeting_id": str(app.get_meeting(meeting_id).id), "attendees": attendees},
-        headers={"Cache-Control": "no-store"},
-    )
+    return _private({"meeting_id": str(app.get_meeting(meeting_id).id), "attendees": attendees})
 
 
 class RespondentOut(BaseModel):
@@ -103,7 +111,7 @@ class RespondentsOut(BaseModel):
 @router.get(
     "/consultations/{consultation_id}/respondents",
     response_model=RespondentsOut,
-    responses={k: v for k, v in WRITE_RESPONSES.items() if k in (400, 401, 403, 404, 422, 503)},
+    responses=READ_RESPONSES,
     summary="Officials: the individuals who responded to a consultation, decrypted",
 )
 def consultation_respondents(
@@ -113,12 +121,11 @@ def consultation_respondents(
 ) -> JSONResponse:
     app: LedgerApplication = request.app.state.ledger
     respondents = app.consultation_respondents(consultation_id)
-    return JSONResponse(
+    return _private(
         {
             "consultation_id": str(app.get_consultation(consultation_id).id),
             "respondents": respondents,
-        },
-        headers={"Cache-Control": "no-store"},
+        }
     )
 
 
@@ -143,7 +150,7 @@ class IndividualSponsorsOut(BaseModel):
 @router.get(
     "/proposals/{proposal_id}/individual-sponsors",
     response_model=IndividualSponsorsOut,
-    responses={k: v for k, v in WRITE_RESPONSES.items() if k in (400, 401, 403, 404, 422, 503)},
+    responses=READ_RESPONSES,
     summary="Officials: the individuals who sponsor a proposal, decrypted (personal data)",
 )
 def proposal_individual_sponsors(
@@ -153,9 +160,8 @@ def proposal_individual_sponsors(
 ) -> JSONResponse:
     app: LedgerApplication = request.app.state.ledger
     sponsors = app.proposal_individual_sponsors(proposal_id)
-    return JSONResponse(
-        {"proposal_id": str(app.get_proposal(proposal_id).id), "individual_sponsors": sponsors},
-        headers={"Cache-Control": "no-store"},
+    return _private(
+        {"proposal_id": str(app.get_proposal(proposal_id).id), "individual_sponsors": sponsors}
     )
 
 

@@ -15,7 +15,6 @@ of entries about it so far), also sent as a strong ``ETag``, for ``If-Match`` on
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
@@ -178,6 +177,20 @@ def _resource(
     return found
 
 
+def _record(
+    request: Request,
+    models: ReadModels,
+    reader: LogReader,
+    as_of: str | None,
+    what: str,
+    sid: str,
+    fetch: Callable[[str, int], dict[str, Any] | None],
+) -> Response:
+    """A single record as of ``as_of``, with its version and ETag, through the read cache."""
+    at = models.at(parse_as_of(as_of))
+    return _cached(request, at, lambda r: _resource(r, reader, fetch(sid, at), what, sid))
+
+
 def _cached(request: Request, at: int, build: Callable[[Response], Any]) -> Response:
     """Serve the answer at index ``at`` from the process's read cache (api.cache)."""
     cache: ReadCache = request.app.state.read_cache
@@ -200,9 +213,7 @@ class _Paging:
         self.request = request
         chosen = sorted((k, v) for k, v in filters.items() if v is not None)
         self.scope = f"{request.url.path}?{urlencode(chosen)}"
-        self.secret = hashlib.sha256(
-            b"open-policy-ledger cursor key\n" + str(request.app.state.verifier_key).encode()
-        ).digest()
+        self.secret: bytes = request.app.state.cursor_secret
         self.after: Sequence[Any] | None = None
         if cursor is None:
             self.at = models.at(parse_as_of(as_of))
@@ -290,12 +301,7 @@ def proposal(
     reader: ReaderDep,
     as_of: AsOfQuery = None,
 ) -> Any:
-    at = models.at(parse_as_of(as_of))
-    return _cached(
-        request,
-        at,
-        lambda r: _resource(r, reader, models.proposal(proposal_id, at), "proposal", proposal_id),
-    )
+    return _record(request, models, reader, as_of, "proposal", proposal_id, models.proposal)
 
 
 @router.get(
@@ -412,12 +418,7 @@ def meeting(
     reader: ReaderDep,
     as_of: AsOfQuery = None,
 ) -> Any:
-    at = models.at(parse_as_of(as_of))
-    return _cached(
-        request,
-        at,
-        lambda r: _resource(r, reader, models.meeting(meeting_id, at), "meeting", meeting_id),
-    )
+    return _record(request, models, reader, as_of, "meeting", meeting_id, models.meeting)
 
 
 @router.get(
@@ -456,13 +457,8 @@ def consultation(
     reader: ReaderDep,
     as_of: AsOfQuery = None,
 ) -> Any:
-    at = models.at(parse_as_of(as_of))
-    return _cached(
-        request,
-        at,
-        lambda r: _resource(
-            r, reader, models.consultation(consultation_id, at), "consultation", consultation_id
-        ),
+    return _record(
+        request, models, reader, as_of, "consultation", consultation_id, models.consultation
     )
 
 
@@ -504,13 +500,8 @@ def publication(
     reader: ReaderDep,
     as_of: AsOfQuery = None,
 ) -> Any:
-    at = models.at(parse_as_of(as_of))
-    return _cached(
-        request,
-        at,
-        lambda r: _resource(
-            r, reader, models.publication(publication_id, at), "publication", publication_id
-        ),
+    return _record(
+        request, models, reader, as_of, "publication", publication_id, models.publication
     )
 
 
@@ -551,13 +542,8 @@ def organisation(
     reader: ReaderDep,
     as_of: AsOfQuery = None,
 ) -> Any:
-    at = models.at(parse_as_of(as_of))
-    return _cached(
-        request,
-        at,
-        lambda r: _resource(
-            r, reader, models.organisation(organisation_id, at), "organisation", organisation_id
-        ),
+    return _record(
+        request, models, reader, as_of, "organisation", organisation_id, models.organisation
     )
 
 
@@ -574,12 +560,7 @@ def process(
     reader: ReaderDep,
     as_of: AsOfQuery = None,
 ) -> Any:
-    at = models.at(parse_as_of(as_of))
-    return _cached(
-        request,
-        at,
-        lambda r: _resource(r, reader, models.process(process_id, at), "process", process_id),
-    )
+    return _record(request, models, reader, as_of, "process", process_id, models.process)
 
 
 @router.get(
