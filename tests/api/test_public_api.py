@@ -7,7 +7,6 @@ import json
 import re
 import time
 import urllib.request
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,12 +15,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import BaseModel
-
-with warnings.catch_warnings():
-    # Starlette asks for httpx2 instead of httpx; the TestClient works the same with either.
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 from api import models_public as m
 from api.app import create_app

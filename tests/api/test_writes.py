@@ -13,7 +13,6 @@ import json
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,11 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute
-
-with warnings.catch_warnings():
-    # Starlette asks for httpx2 instead of httpx; the TestClient works the same with either.
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
+from fastapi.testclient import TestClient
 
 from api.app import create_app
 from ledger.actors import Actor

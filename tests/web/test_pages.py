@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import warnings
 import xml.etree.ElementTree as ET
 from collections import Counter
 from html.parser import HTMLParser
@@ -389,9 +388,7 @@ def test_accessibility_smoke(sqlite_site: Site) -> None:
 def test_an_empty_ledger_still_has_pages(tmp_path: Path) -> None:
     """Before anything is recorded every page answers (lists empty, ids unknown), never a
     500; and no page is in the API's OpenAPI document."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-        from fastapi.testclient import TestClient
+    from fastapi.testclient import TestClient
 
     for store in make_store("sqlite", tmp_path):
         with TestClient(create_app(store.settings)) as client:
