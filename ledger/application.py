@@ -9,6 +9,7 @@ then saves. Saving writes the event row and its sequenced entry in one transacti
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -82,7 +83,7 @@ from ledger.vault import ErasedError, NoMasterKeyError, Vault, check_person_id
 from ledger.vault import Sealed as SealedValue
 from ledger.witness import WitnessError, submit_checkpoint
 
-__all__ = ["LedgerApplication", "Receipt"]
+__all__ = ["Batch", "LedgerApplication", "Receipt"]
 
 A = TypeVar("A", bound=LedgerAggregate)
 T = TypeVar("T")
@@ -90,6 +91,25 @@ log = logging.getLogger("ledger")
 
 # (principal, idempotency key, request fingerprint) of the write in progress, if any
 _IDEMPOTENCY: ContextVar[tuple[str, str, str] | None] = ContextVar("idempotency", default=None)
+
+
+@dataclass(eq=False)
+class Batch:
+    """Commands decided together and written in one transaction (``LedgerApplication.batch``).
+
+    Inside ``with app.batch(...)`` a command is decided exactly as usual — same rules, same
+    entry — but its entry is queued here instead of written, and the records it touched stay
+    in ``aggregates`` (current, with the queued changes applied), so the next command in the
+    batch decides on them. ``LedgerApplication.write_batch`` then writes every queued entry
+    in one transaction with one signed checkpoint: all or nothing.
+    """
+
+    aggregates: dict[UUID, LedgerAggregate] = dataclasses.field(default_factory=dict)
+    events: list[Any] = dataclasses.field(default_factory=list)
+    rows: list[SideRow] = dataclasses.field(default_factory=list)
+
+
+_BATCH: ContextVar[Batch | None] = ContextVar("batch", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +148,10 @@ class Receipt:
                 "hashes": [base64.b64encode(h).decode() for h in self.inclusion],
             },
         }
+
+
+# What a command returns inside ``LedgerApplication.batch``: its entry has no index yet.
+_QUEUED = Receipt(-1, "", b"", 0, "", ())
 
 
 def _utcnow() -> datetime:
@@ -202,6 +226,42 @@ class LedgerApplication(Application[UUID]):
         finally:
             _IDEMPOTENCY.reset(token)
 
+    @contextmanager
+    def batch(self, aggregates: dict[UUID, LedgerAggregate] | None = None) -> Iterator[Batch]:
+        """Decide commands into a ``Batch`` instead of writing each (see ``write_batch``).
+
+        ``aggregates`` carries records decided on by earlier batches that were written, so
+        a long import does not reload them; after a batch fails, pass a fresh dict.
+        Commands inside return a placeholder receipt (index -1): the batch has no index yet.
+        """
+        batch = Batch(aggregates if aggregates is not None else {})
+        token = _BATCH.set(batch)
+        try:
+            yield batch
+        finally:
+            _BATCH.reset(token)
+
+    def write_batch(self, batch: Batch, side: Sequence[SideRow] = ()) -> Sealed:
+        """Write a batch's entries (and ``side`` rows) in one transaction, one checkpoint."""
+        if not batch.events:
+            raise RuleViolationError("an empty batch has nothing to write")
+        try:
+            sealed = self._put(batch.events, [*batch.rows, *side])
+        except IntegrityError as exc:
+            raise ConcurrentWriteError(
+                "a record this batch creates already exists, or another writer changed one "
+                "of its records meanwhile; nothing of the batch was written"
+            ) from exc
+        except (OperationalError, InterfaceError) as exc:
+            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+        except PersistenceError as exc:
+            raise StorageError(
+                f"the ledger store refused the write ({exc}); has `ledger migrate` been run?"
+            ) from exc
+        if sealed.checkpoint is not None:
+            self._witness(sealed.tree.size, sealed.checkpoint)
+        return sealed
+
     def _put(self, events: list[Any], rows: list[SideRow]) -> Sealed:
         """One write transaction: the event rows, their entries, the tree and checkpoint."""
         sealed_batches: list[Sealed] = []
@@ -218,6 +278,14 @@ class LedgerApplication(Application[UUID]):
         if len(events) != 1:
             raise RuleViolationError("a command must record exactly one entry")
         rows = list(side)
+        batch = _BATCH.get()
+        if batch is not None:
+            for aggregate in aggregates:
+                batch.aggregates[aggregate.id] = aggregate
+            offset = len(batch.events)
+            batch.rows += [SideRow(row.position + offset, row.table, row.values) for row in rows]
+            batch.events += events
+            return _QUEUED
         idempotency = _IDEMPOTENCY.get()
         if idempotency is not None:
             principal, key, fingerprint = idempotency
@@ -369,8 +437,10 @@ class LedgerApplication(Application[UUID]):
             uid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
         except ValueError:
             raise NotFoundError(f"no {what} {aggregate_id!r}: not a valid id") from None
+        batch = _BATCH.get()
+        cached = batch.aggregates.get(uid) if batch is not None else None
         try:
-            aggregate: LedgerAggregate = self.repository.get(uid)
+            aggregate: LedgerAggregate = cached if cached is not None else self.repository.get(uid)
         except AggregateNotFoundError:
             raise NotFoundError(f"no {what} with id {uid}") from None
         except (OperationalError, InterfaceError) as exc:
@@ -379,6 +449,8 @@ class LedgerApplication(Application[UUID]):
             raise StorageError(
                 f"the ledger store cannot be read ({exc}); has `ledger migrate` been run?"
             ) from exc
+        if batch is not None:
+            batch.aggregates[uid] = aggregate
         if not isinstance(aggregate, cls):
             raise NotFoundError(f"{uid} is a {aggregate.KIND}, not a {what}")
         if expected_version is not None and aggregate.version != expected_version:

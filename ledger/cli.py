@@ -290,6 +290,55 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from ledger.application import LedgerApplication
+    from ledger.bulk import ImportLineError, import_ndjson
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    actor = Actor(id=args.actor, role=args.role, org=args.org)
+    app = LedgerApplication(_settings(args), create_tables=False)
+    try:
+        with _progress_bar(quiet=args.quiet) as bar:
+            task = bar.add_task("importing", total=path.stat().st_size)
+
+            def progress(read: int, _total: int, entries: int) -> None:
+                bar.update(task, completed=read, description=f"{entries:,} entries")
+
+            try:
+                result = import_ndjson(
+                    app,
+                    path,
+                    actor=actor,
+                    batch_size=args.batch_size,
+                    name=args.name,
+                    progress=progress,
+                )
+            except ImportLineError as exc:
+                raise CliError(
+                    f"{exc}; nothing of its batch was recorded. The first "
+                    f"{exc.recorded_lines} lines are recorded: fix the line and run the same "
+                    "command again to resume from there",
+                    EXIT_REFUSED,
+                ) from None
+    finally:
+        app.close()
+    resumed = f", resumed after line {result.resumed_from}" if result.resumed_from else ""
+    if result.entries:
+        first = result.first_index
+        last = result.tree_size - 1
+        _out(
+            f"ledger import: recorded {result.entries:,} entries (indexes {first:,}–{last:,}) "
+            f"from {result.lines:,} lines of {path.name} in {result.batches:,} "
+            f"{'batch' if result.batches == 1 else 'batches'}, "
+            f"{result.seconds:.1f} s ({result.rate:,.0f} entries/s){resumed}"
+        )
+    else:
+        _out(f"ledger import: nothing new to record in {path.name} ({result.lines:,} lines done)")
+    return EXIT_OK
+
+
 def _cmd_commands(_args: argparse.Namespace) -> int:
     from ledger.application import COMMANDS, LedgerApplication
 
@@ -774,6 +823,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--role", default="recorder", help="recorder, publisher or admin")
     p.add_argument("--org", required=True, help="id of the actor's organisation")
     p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser(
+        "import",
+        parents=[common],
+        help="record commands in bulk from an NDJSON file (resumable)",
+        description="Record one command per line of FILE, as `ledger record` takes them: "
+        '{"command": NAME, "args": {...}, "actor": {"id", "role", "org"} (optional)}. '
+        "Lines are written in batches, each all or nothing with its own signed checkpoint; "
+        "running the same import again resumes after the last recorded batch.",
+    )
+    p.add_argument("file", help="the NDJSON file")
+    p.add_argument("--actor", required=True, help="who records the lines without an actor")
+    p.add_argument("--role", default="recorder", help="recorder, publisher or admin")
+    p.add_argument("--org", required=True, help="id of the actor's organisation")
+    p.add_argument("--name", help="the import's name for resuming (default: the file name)")
+    p.add_argument("--batch-size", type=int, default=5000, help="lines a batch (default 5000)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("serve", parents=[common], help="serve the log's HTTP API")
     p.add_argument("--host", default="127.0.0.1")

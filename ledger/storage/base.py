@@ -20,6 +20,7 @@ __all__ = [
     "DOCUMENTS_TABLE",
     "EMBARGO_SALTS_TABLE",
     "IDEMPOTENCY_TABLE",
+    "IMPORTS_TABLE",
     "PERSON_KEYS_TABLE",
     "REVOCATIONS_TABLE",
     "SESSIONS_TABLE",
@@ -53,6 +54,8 @@ ATTENDANCE_SALTS_TABLE = "ledger_attendance_salts"
 # person's data is first sealed (just before the entry's transaction: an orphan key for data
 # never recorded reveals nothing); deleted on erasure, which makes their data unreadable.
 PERSON_KEYS_TABLE = "ledger_person_keys"
+# Bulk imports' progress: one row per committed batch, in the batch's transaction.
+IMPORTS_TABLE = "ledger_imports"
 
 # name -> (column, SQLite type, PostgreSQL type) ..., primary key columns
 SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]] = {
@@ -129,6 +132,16 @@ SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]]
             ("created", "TEXT", "text"),
         ),
         ("person_id", "key_id"),
+    ),
+    IMPORTS_TABLE: (
+        (
+            ("name", "TEXT", "text"),
+            ("lines", "INTEGER", "bigint"),
+            ("prefix_sha256", "TEXT", "text"),
+            ("idx", "INTEGER", "bigint"),
+            ("tree_size", "INTEGER", "bigint"),
+        ),
+        ("name", "lines"),
     ),
 }
 

@@ -24,6 +24,7 @@ from ledger.storage.base import (
     DOCUMENTS_TABLE,
     EMBARGO_SALTS_TABLE,
     IDEMPOTENCY_TABLE,
+    IMPORTS_TABLE,
     PERSON_KEYS_TABLE,
     REVOCATIONS_TABLE,
     SESSIONS_TABLE,
@@ -35,6 +36,7 @@ __all__ = [
     "Document",
     "EmbargoSalt",
     "IdempotentWrite",
+    "ImportProgress",
     "Session",
     "SideStore",
     "StoredToken",
@@ -59,6 +61,17 @@ class StoredToken:
 class IdempotentWrite:
     fingerprint: str
     index: int
+    tree_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImportProgress:
+    """How far a named bulk import got: its first ``lines`` lines are recorded."""
+
+    name: str
+    lines: int
+    prefix_sha256: str  # SHA-256 of those lines' bytes, to check the file did not change
+    last_index: int  # the log index of the last entry recorded
     tree_size: int
 
 
@@ -238,6 +251,19 @@ class SideStore:
         if row is None:
             return None
         return Document(row[0], row[1], int(row[2]), bytes(row[3]) if content else None)
+
+    # bulk imports ------------------------------------------------------------------------
+
+    def import_progress(self, name: str) -> ImportProgress | None:
+        """The last committed batch of the import called ``name``, if any."""
+        row = self._one(
+            f"SELECT name, lines, prefix_sha256, idx, tree_size FROM {IMPORTS_TABLE} "
+            "WHERE name = ? ORDER BY lines DESC LIMIT 1",
+            (name,),
+        )
+        if row is None:
+            return None
+        return ImportProgress(row[0], int(row[1]), row[2], int(row[3]), int(row[4]))
 
     # salts of commitments --------------------------------------------------------------
 

@@ -1,0 +1,264 @@
+"""Bulk import: record thousands of commands from an NDJSON file, fast and resumably.
+
+Each line of the file is one command, as ``ledger record`` takes it::
+
+    {"command": "record_consultation_response", "args": {"consultation_id": "…", …}}
+    {"command": "register_organisation", "args": {"id": "…", "name": "…", "org_kind": "…"},
+     "actor": {"id": "clerk", "role": "recorder", "org": "…"}}
+
+Lines are decided in batches (``LedgerApplication.batch``): every command is checked by the
+same rules as when it is recorded alone, and each still makes exactly one entry, but a batch
+is written in one transaction with one signed checkpoint — all of it or none of it. The
+batch's transaction also records how far the import got (``ledger_imports``: the import's
+name, the lines done and the SHA-256 of those lines), so an interrupted or failed import is
+resumed by running it again: lines already recorded are skipped, after checking they did not
+change. Blank lines are allowed and count as lines (line numbers are the file's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from uuid import UUID
+
+import orjson
+
+from ledger.actors import Actor
+from ledger.aggregates import LedgerAggregate
+from ledger.application import COMMANDS, LedgerApplication
+from ledger.errors import InvalidInputError, LedgerError
+from ledger.sequencer import SideRow
+from ledger.storage.base import IMPORTS_TABLE
+
+__all__ = [
+    "IMPORT_COMMANDS",
+    "ImportLineError",
+    "ImportResult",
+    "import_ndjson",
+]
+
+# Everything an official records, except tokens (whose secrets an import could not show).
+IMPORT_COMMANDS: tuple[str, ...] = tuple(
+    sorted(
+        {*COMMANDS, "record_consultation_response", "embargo_publication"}
+        - {"issue_token", "revoke_token"}
+    )
+)
+
+Progress = Callable[[int, int, int], None]  # (bytes read, file size, entries recorded)
+
+
+class ImportLineError(InvalidInputError):
+    """A line the import cannot record; its batch was not written."""
+
+    def __init__(self, line: int, message: str, *, recorded_lines: int) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+        self.reason = message
+        self.recorded_lines = recorded_lines
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    name: str
+    lines: int  # lines of the file now recorded (incl. blank ones and those done before)
+    entries: int  # entries recorded by this run
+    batches: int  # batches (transactions) written by this run
+    seconds: float
+    resumed_from: int  # lines skipped because an earlier run had recorded them
+    first_index: int | None  # the log index of this run's first entry
+    tree_size: int  # the log's size after this run's last batch (0 if none written)
+
+    @property
+    def rate(self) -> float:
+        return self.entries / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Signature:
+    accepted: frozenset[str]
+    required: frozenset[str]
+
+
+def _signatures() -> dict[str, _Signature]:
+    found: dict[str, _Signature] = {}
+    for name in IMPORT_COMMANDS:
+        params = inspect.signature(getattr(LedgerApplication, name)).parameters
+        names = {p for p in params if p not in ("self", "actor")}
+        required = {
+            p
+            for p in names
+            if params[p].default is inspect.Parameter.empty
+            and params[p].kind is not inspect.Parameter.VAR_KEYWORD
+        }
+        found[name] = _Signature(frozenset(names), frozenset(required))
+    return found
+
+
+_SIGNATURES = _signatures()
+
+
+def _actor(value: Any, default: Actor) -> Actor:
+    if value is None:
+        return default
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"id", "role", "org"}
+        or not all(isinstance(v, str) and v for v in value.values())
+    ):
+        raise InvalidInputError('"actor" must be an object of id, role and org (all text)')
+    return Actor(id=value["id"], role=value["role"], org=value["org"])
+
+
+def _parse(raw: bytes) -> tuple[str, dict[str, Any], Any]:
+    try:
+        line = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"not valid JSON ({exc})") from None
+    if not isinstance(line, dict) or not set(line) <= {"command", "args", "actor"}:
+        raise InvalidInputError('a line is an object of "command", "args" and optional "actor"')
+    command = line.get("command")
+    if not isinstance(command, str) or command not in _SIGNATURES:
+        raise InvalidInputError(
+            f"unknown command {command!r}; `ledger commands` lists what can be recorded"
+        )
+    args = line.get("args", {})
+    if not isinstance(args, dict):
+        raise InvalidInputError('"args" must be an object')
+    signature = _SIGNATURES[command]
+    unknown = set(args) - signature.accepted
+    if unknown:
+        raise InvalidInputError(f"{command} takes no argument {sorted(unknown)[0]!r}")
+    missing = signature.required - set(args)
+    if missing:
+        raise InvalidInputError(f"{command} needs the argument {sorted(missing)[0]!r}")
+    return command, args, line.get("actor")
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    while True:
+        raw = stream.readline()
+        if not raw:
+            return
+        yield raw
+
+
+def import_ndjson(
+    app: LedgerApplication,
+    path: Path,
+    *,
+    actor: Actor,
+    batch_size: int = 5000,
+    name: str | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Record every command of the NDJSON file at ``path``, ``batch_size`` lines a batch.
+
+    Resumes the import called ``name`` (default: the file's name) where it stopped. Raises
+    ``ImportLineError`` for the first line that cannot be recorded: its batch is not
+    written; the batches before it stay recorded, so fixing that line and running again
+    continues from there.
+    """
+    if batch_size < 1:
+        raise InvalidInputError("the batch size must be at least 1")
+    name = name or path.name
+    started = time.perf_counter()
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with stream:
+        total = path.stat().st_size
+        done = app.side.import_progress(name)
+        prefix = hashlib.sha256()
+        line_no = 0
+        lines = _lines(stream)
+        skipped = done.lines if done is not None else 0
+        if done is not None:
+            for raw in lines:
+                prefix.update(raw)
+                line_no += 1
+                if line_no == skipped:
+                    break
+            if line_no < skipped or prefix.hexdigest() != done.prefix_sha256:
+                raise InvalidInputError(
+                    f"the import {name!r} recorded the first {skipped} lines of a file that "
+                    f"differs from {path} in those lines; an imported line cannot be changed "
+                    "(record a correction instead), or give this import another --name"
+                )
+        entries = batches = 0
+        first_index: int | None = None
+        tree_size = done.tree_size if done is not None else 0
+        aggregates: dict[UUID, LedgerAggregate] = {}
+        exhausted = False
+        while not exhausted:
+            batch_lines = 0
+            with app.batch(aggregates) as batch:
+                for raw in lines:
+                    line_no += 1
+                    batch_lines += 1
+                    prefix.update(raw)
+                    if raw.strip():
+                        try:
+                            command, args, who = _parse(raw)
+                            getattr(app, command)(**args, actor=_actor(who, actor))
+                        except LedgerError as exc:
+                            raise ImportLineError(
+                                line_no, str(exc), recorded_lines=line_no - batch_lines
+                            ) from None
+                        except (TypeError, ValueError) as exc:
+                            raise ImportLineError(
+                                line_no,
+                                f"invalid arguments ({exc})",
+                                recorded_lines=line_no - batch_lines,
+                            ) from None
+                    if batch_lines >= batch_size:
+                        break
+                else:
+                    exhausted = True
+            if not batch_lines:
+                break
+            if not batch.events:
+                continue  # only blank lines: nothing to record, nothing to remember
+            marker = SideRow(
+                len(batch.events) - 1,
+                IMPORTS_TABLE,
+                {
+                    "name": name,
+                    "lines": line_no,
+                    "prefix_sha256": prefix.hexdigest(),
+                    "idx": None,
+                    "tree_size": None,
+                },
+            )
+            try:
+                sealed = app.write_batch(batch, [marker])
+            except LedgerError as exc:
+                raise ImportLineError(
+                    line_no - batch_lines + 1,
+                    f"the batch of lines {line_no - batch_lines + 1}–{line_no} was not "
+                    f"written: {exc}",
+                    recorded_lines=line_no - batch_lines,
+                ) from exc
+            if first_index is None:
+                first_index = sealed.entries[0].index
+            tree_size = sealed.tree.size
+            entries += len(sealed.entries)
+            batches += 1
+            if progress is not None:
+                progress(stream.tell(), total, entries)
+    return ImportResult(
+        name=name,
+        lines=line_no,
+        entries=entries,
+        batches=batches,
+        seconds=time.perf_counter() - started,
+        resumed_from=skipped,
+        first_index=first_index,
+        tree_size=tree_size,
+    )
