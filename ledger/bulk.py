@@ -21,6 +21,7 @@ import hashlib
 import inspect
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -30,7 +31,7 @@ import orjson
 
 from ledger.actors import Actor
 from ledger.aggregates import LedgerAggregate
-from ledger.application import COMMANDS, LedgerApplication
+from ledger.application import COMMANDS, Batch, LedgerApplication
 from ledger.errors import InvalidInputError, LedgerError
 from ledger.sequencer import SideRow
 from ledger.storage.base import IMPORTS_TABLE
@@ -140,6 +141,53 @@ def _parse(raw: bytes) -> tuple[str, dict[str, Any], Any]:
     return command, args, line.get("actor")
 
 
+def _decide(app: LedgerApplication, raw: bytes, actor: Actor, line: int, recorded: int) -> None:
+    """Decide one line's command into the current batch."""
+    try:
+        command, args, who = _parse(raw)
+        getattr(app, command)(**args, actor=_actor(who, actor))
+    except LedgerError as exc:
+        raise ImportLineError(line, str(exc), recorded_lines=recorded) from None
+    except (TypeError, ValueError) as exc:
+        raise ImportLineError(line, f"invalid arguments ({exc})", recorded_lines=recorded) from None
+
+
+@dataclass
+class _Written:
+    """What the import's writer has committed so far."""
+
+    tree_size: int
+    entries: int = 0
+    batches: int = 0
+    first_index: int | None = None
+
+    def write(
+        self,
+        app: LedgerApplication,
+        batch: Batch,
+        marker: SideRow,
+        first_line: int,
+        last_line: int,
+        report: tuple[Progress | None, int, int],
+    ) -> None:
+        try:
+            sealed = app.write_batch(batch, [marker])
+        except LedgerError as exc:
+            raise ImportLineError(
+                first_line,
+                f"the batch of lines {first_line}–{last_line} was not written: {exc}",
+                recorded_lines=first_line - 1,
+            ) from exc
+        if self.first_index is None:
+            self.first_index = sealed.entries[0].index
+        self.tree_size = sealed.tree.size
+        self.entries += len(sealed.entries)
+        self.batches += 1
+        progress, read, total = report
+        if progress is not None:
+            progress(read, total, self.entries)
+
+
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:
     while True:
         raw = stream.readline()
@@ -191,74 +239,61 @@ def import_ndjson(
                     f"differs from {path} in those lines; an imported line cannot be changed "
                     "(record a correction instead), or give this import another --name"
                 )
-        entries = batches = 0
-        first_index: int | None = None
-        tree_size = done.tree_size if done is not None else 0
+        written = _Written(tree_size=done.tree_size if done is not None else 0)
         aggregates: dict[UUID, LedgerAggregate] = {}
-        exhausted = False
-        while not exhausted:
-            batch_lines = 0
-            with app.batch(aggregates) as batch:
-                for raw in lines:
-                    line_no += 1
-                    batch_lines += 1
-                    prefix.update(raw)
-                    if raw.strip():
-                        try:
-                            command, args, who = _parse(raw)
-                            getattr(app, command)(**args, actor=_actor(who, actor))
-                        except LedgerError as exc:
-                            raise ImportLineError(
-                                line_no, str(exc), recorded_lines=line_no - batch_lines
-                            ) from None
-                        except (TypeError, ValueError) as exc:
-                            raise ImportLineError(
-                                line_no,
-                                f"invalid arguments ({exc})",
-                                recorded_lines=line_no - batch_lines,
-                            ) from None
-                    if batch_lines >= batch_size:
-                        break
-                else:
-                    exhausted = True
-            if not batch_lines:
-                break
-            if not batch.events:
-                continue  # only blank lines: nothing to record, nothing to remember
-            marker = SideRow(
-                len(batch.events) - 1,
-                IMPORTS_TABLE,
-                {
-                    "name": name,
-                    "lines": line_no,
-                    "prefix_sha256": prefix.hexdigest(),
-                    "idx": None,
-                    "tree_size": None,
-                },
-            )
-            try:
-                sealed = app.write_batch(batch, [marker])
-            except LedgerError as exc:
-                raise ImportLineError(
-                    line_no - batch_lines + 1,
-                    f"the batch of lines {line_no - batch_lines + 1}–{line_no} was not "
-                    f"written: {exc}",
-                    recorded_lines=line_no - batch_lines,
-                ) from exc
-            if first_index is None:
-                first_index = sealed.entries[0].index
-            tree_size = sealed.tree.size
-            entries += len(sealed.entries)
-            batches += 1
-            if progress is not None:
-                progress(stream.tell(), total, entries)
+        # While one batch is written (the database's work, on the other side of a socket),
+        # the next is decided: the records it needs are in ``aggregates``, current with
+        # every decided change, so it never needs the write to have committed. If a write
+        # fails, the batch decided meanwhile is dropped: nothing after a failure is written.
+        with ThreadPoolExecutor(1, thread_name_prefix="import-writer") as writer:
+            pending: Future[None] | None = None
+            exhausted = False
+            while not exhausted:
+                batch_lines = 0
+                try:
+                    with app.batch(aggregates) as batch:
+                        for raw in lines:
+                            line_no += 1
+                            batch_lines += 1
+                            prefix.update(raw)
+                            if raw.strip():
+                                _decide(app, raw, actor, line_no, line_no - batch_lines)
+                            if batch_lines >= batch_size:
+                                break
+                        else:
+                            exhausted = True
+                except ImportLineError:
+                    if pending is not None:
+                        pending.result()  # the batch before is recorded (or its error wins)
+                    raise
+                if not batch.events:
+                    continue  # only blank lines: nothing to record, nothing to remember
+                marker = SideRow(
+                    len(batch.events) - 1,
+                    IMPORTS_TABLE,
+                    {
+                        "name": name,
+                        "lines": line_no,
+                        "prefix_sha256": prefix.hexdigest(),
+                        "idx": None,
+                        "tree_size": None,
+                    },
+                )
+                if pending is not None:
+                    pending.result()
+                report = (progress, stream.tell(), total)
+                pending = writer.submit(
+                    written.write, app, batch, marker, line_no - batch_lines + 1, line_no, report
+                )
+            if pending is not None:
+                pending.result()
     return ImportResult(
         name=name,
         lines=line_no,
-        entries=entries,
-        batches=batches,
+        entries=written.entries,
+        batches=written.batches,
         seconds=time.perf_counter() - started,
         resumed_from=skipped,
-        first_index=first_index,
-        tree_size=tree_size,
+        first_index=written.first_index,
+        tree_size=written.tree_size,
     )

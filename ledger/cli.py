@@ -316,10 +316,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
                     progress=progress,
                 )
             except ImportLineError as exc:
+                done = exc.recorded_lines
+                kept = f"lines 1–{done} are recorded, " if done else "nothing is recorded yet, "
                 raise CliError(
-                    f"{exc}; nothing of its batch was recorded. The first "
-                    f"{exc.recorded_lines} lines are recorded: fix the line and run the same "
-                    "command again to resume from there",
+                    f"{exc} ({kept}nothing after them; fix the file and run the same command "
+                    "again to resume)",
                     EXIT_REFUSED,
                 ) from None
     finally:
