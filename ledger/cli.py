@@ -647,20 +647,41 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export_tiles(args: argparse.Namespace) -> int:
+    from ledger.tiles import TilesExportError, export_tiles
+
+    settings = _settings(args)
+    started = time.monotonic()
+    with _progress_bar(quiet=args.quiet) as bar:
+        task = bar.add_task("exporting tiles", total=None)
+        try:
+            done = export_tiles(
+                settings,
+                Path(args.directory),
+                progress=lambda n, total: bar.update(task, completed=n, total=total),
+            )
+        except TilesExportError as exc:
+            raise CliError(str(exc), EXIT_REFUSED) from None
+        except OSError as exc:
+            raise CliError(f"cannot write {args.directory}: {exc}", EXIT_REFUSED) from None
+    _out(
+        f"ledger export-tiles: {args.directory} at size {done.size} (was {done.previous_size}): "
+        f"{done.tiles_written} hash tiles, {done.bundles_written} entry bundles, "
+        f"{done.bytes_written:,} bytes written, {done.partials_removed} partial tiles removed "
+        f"in {time.monotonic() - started:.2f} s"
+    )
+    return EXIT_OK
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from ledger.audit import BundleSource, HttpSource, audit
+    from ledger.audit import audit, source_for
     from ledger.audit.errors import AuditError
 
-    source_text: str = args.source
-    source: Any
-    if source_text.startswith(("http://", "https://")):
-        source = HttpSource(source_text.rstrip("/"))
-    else:
-        source = BundleSource(Path(source_text))
     vkey = args.key
     if vkey.startswith("@"):
         vkey = Path(vkey[1:]).read_text().strip()
     try:
+        source = source_for(args.source)  # API, static tlog-tiles tree or bundle
         result = audit(
             source,
             vkey=vkey,
@@ -903,8 +924,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", required=True, help="the bundle file to write")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("audit", help="audit a log (URL or bundle) against the state you kept")
-    p.add_argument("source", help="the log's base URL, or a bundle file")
+    p = sub.add_parser(
+        "export-tiles", parents=[common], help="write or update a static C2SP tlog-tiles tree"
+    )
+    p.add_argument("directory", help="the directory to serve (created if missing)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_export_tiles)
+
+    p = sub.add_parser(
+        "audit",
+        help="audit a log (URL, tiles directory or bundle) against the state you kept",
+        description="SOURCE is read as: an http(s) URL that answers /entries as application/"
+        "x-ndjson -> the ledger's API; any other http(s) URL -> a static C2SP tlog-tiles tree "
+        "(checkpoint, tile/...); a directory with checkpoint and tile/ -> a tlog-tiles tree; "
+        "anything else -> a bundle file (ledger export --bundle).",
+    )
+    p.add_argument("source", help="the log's API URL, a tlog-tiles URL or directory, or a bundle")
     p.add_argument("--key", required=True, help="the log's verifier key (or @FILE)")
     p.add_argument(
         "--state",

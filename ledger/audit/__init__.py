@@ -6,7 +6,8 @@ same rules in prose; together they are everything needed to check the log.
 
 * :mod:`ledger.audit.merkle`: RFC 9162 hashes, proof verification, compact ranges;
 * :mod:`ledger.audit.note`: signed notes, checkpoints, verifier keys, cosignatures;
-* :mod:`ledger.audit.sources`: the log over HTTP, or from a bundle file;
+* :mod:`ledger.audit.sources`: the log over HTTP, from a bundle file, or from a static
+  C2SP tlog-tiles tree (a directory or URL);
 * :mod:`ledger.audit.auditor`: the audit itself and its state file.
 
 Every failure is an :class:`AuditError` whose message says what and where::
@@ -64,12 +65,28 @@ from ledger.audit.note import (
     verify_checkpoint,
     verify_cosignatures,
 )
-from ledger.audit.sources import BUNDLE_FORMAT, BundleSource, HttpSource, Source, write_bundle
+from ledger.audit.sources import (
+    BUNDLE_FORMAT,
+    TILE_WIDTH,
+    BundleSource,
+    HttpSource,
+    Source,
+    TileId,
+    TilesSource,
+    encode_bundle,
+    parse_bundle,
+    parse_tile_path,
+    source_for,
+    tile_path,
+    tile_width,
+    write_bundle,
+)
 
 __all__ = [
     "BUNDLE_FORMAT",
     "EMPTY_ROOT",
     "STATE_FORMAT",
+    "TILE_WIDTH",
     "AuditError",
     "AuditResult",
     "AuditState",
@@ -89,14 +106,22 @@ __all__ = [
     "Source",
     "SourceError",
     "StateError",
+    "TileId",
+    "TilesSource",
     "VerifierKey",
     "audit",
     "check_entry",
+    "encode_bundle",
     "hash_children",
     "hash_leaf",
+    "parse_bundle",
     "parse_checkpoint",
     "parse_note",
+    "parse_tile_path",
     "parse_vkey",
+    "source_for",
+    "tile_path",
+    "tile_width",
     "verify_checkpoint",
     "verify_consistency",
     "verify_cosignatures",
