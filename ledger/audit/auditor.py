@@ -316,8 +316,19 @@ class Auditor:
         unverified = parse_checkpoint(parse_note(note)[0])
         key = parse_vkey(state.key, ED25519_KEY_TYPE) if state.key else self.log_key
         self._compare(state, unverified)
-        proof_checked = self._check_proof(source, state, unverified)
-        compact, head, key = self._stream(source, state, unverified, progress, key)
+        try:
+            proof_checked = self._check_proof(source, state, unverified)
+            compact, head, key = self._stream(source, state, unverified, progress, key)
+        except (ConsistencyError, SourceError, RootMismatchError):
+            # A checkpoint the trusted key did not sign is no evidence of a fork or of
+            # missing data: say it is not signed. (If the key was rotated on the way, the
+            # signature cannot be checked before the rotation entry is read, so the
+            # original failure stands.)
+            try:
+                verify_checkpoint(note, key)
+            except NoteError as bad:
+                raise bad from None
+            raise
         checkpoint = verify_checkpoint(note, key)
         cosignatures: dict[str, int] = {}
         if self.witnesses:
