@@ -460,6 +460,8 @@ class View:
             "log_name": self.request.app.state.settings.log_name,
             "verifier_key": self.request.app.state.verifier_key,
             "witness_keys": [w.key for w in self.request.app.state.settings.witnesses],
+            # Set only by `ledger export-site` on its own in-process app (api/static_site.py).
+            "static_mirror": getattr(self.request.app.state, "static_mirror", None),
             **values,
         }
 

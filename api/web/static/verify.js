@@ -14,6 +14,13 @@
  *   4. what the page displays ([data-check-entry] elements) is what the entries say.
  * Witness cosignatures (cosignature/v1) are checked for the witness keys the page names.
  *
+ * On a static mirror written by `ledger export-site` (the page carries
+ * <meta name="ledger-static-mirror">) there is no API: the same checks run on the mirror's
+ * C2SP tlog-tiles instead. The signed `checkpoint` file gives the size and root; each entry's
+ * bytes come from its entry bundle (tile/entries/...) and its inclusion proof is computed here
+ * from the hash tiles (tile/<level>/...), all fetched relative to this script's own URL, so
+ * the mirror works under any path prefix.
+ *
  * Publication pages also get a file check: the SHA-256 of a file the reader picks, computed
  * locally, against the hash the page records.
  *
@@ -28,6 +35,9 @@
   var COSIGNATURE_TYPE = 0x04;
   var EM_DASH_PREFIX = "\u2014 ";
   var CONCURRENCY = 6;
+  var TILE_WIDTH = 256;
+  // The mirror's root is the directory above static/verify.js (read while the script runs).
+  var SCRIPT_URL = document.currentScript && document.currentScript.src ? document.currentScript.src : "";
 
   class VerifyError extends Error {}
 
@@ -273,6 +283,151 @@
     return body;
   }
 
+  // A static mirror: entries and proofs from C2SP tlog-tiles ---------------------------------
+
+  /* The mirror's root URL (ending in "/") when this page is part of a static mirror. */
+  function mirrorRoot() {
+    if (!document.querySelector('meta[name="ledger-static-mirror"]') || !SCRIPT_URL) return null;
+    return new URL("../", SCRIPT_URL).href;
+  }
+
+  async function getBytes(url, what) {
+    var response;
+    try {
+      response = await fetch(url, { credentials: "omit", cache: "no-store" });
+    } catch (error) {
+      fail("could not fetch " + what + " (" + error.message + ")");
+    }
+    if (!response.ok) fail("could not fetch " + what + " (HTTP " + response.status + ")");
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  /* tlog-tiles index path: 1234067 → x001/x234/067. */
+  function tileIndexPath(index) {
+    var digits = String(index);
+    while (digits.length % 3) digits = "0" + digits;
+    var parts = [];
+    for (var i = 0; i < digits.length; i += 3) parts.push(digits.slice(i, i + 3));
+    return parts
+      .map(function (part, i) {
+        return i < parts.length - 1 ? "x" + part : part;
+      })
+      .join("/");
+  }
+
+  function isPowerOfTwo(n) {
+    var k = 1;
+    while (k < n) k *= 2;
+    return k === n;
+  }
+
+  function largestPowerOfTwoBelow(n) {
+    var k = 1;
+    while (k * 2 < n) k *= 2;
+    return k;
+  }
+
+  /* Reads a tree of `size` leaves from tiles under `root`: entries, and RFC 9162 proofs
+     computed from the stored subtree hashes (each tile fetched once). */
+  function TileReader(root, size) {
+    this.root = root;
+    this.size = size;
+    this.fetched = {};
+  }
+
+  TileReader.prototype.tile = async function (level, index) {
+    // Entry bundles are numbered like the level-0 hash tiles (one leaf per entry).
+    var count = Math.floor(this.size / Math.pow(TILE_WIDTH, level === "entries" ? 0 : level));
+    var width = Math.min(TILE_WIDTH, count - index * TILE_WIDTH);
+    if (!(width > 0)) fail("the tree of size " + this.size + " has no tile " + level + "/" + index);
+    var path =
+      "tile/" + (level === "entries" ? "entries" : level) + "/" + tileIndexPath(index) +
+      (width < TILE_WIDTH ? ".p/" + width : "");
+    if (!this.fetched[path]) this.fetched[path] = getBytes(this.root + path, "the mirror's " + path);
+    return { path: path, width: width, bytes: await this.fetched[path] };
+  };
+
+  /* The exact bytes of entry `index`, from its entry bundle (2-byte big-endian lengths). */
+  TileReader.prototype.entry = async function (index) {
+    var found = await this.tile("entries", Math.floor(index / TILE_WIDTH));
+    var bytes = found.bytes;
+    var at = 0;
+    var want = index % TILE_WIDTH;
+    for (var i = 0; i < found.width; i++) {
+      if (at + 2 > bytes.length) fail("the entry bundle " + found.path + " is cut short");
+      var length = bytes[at] * 256 + bytes[at + 1];
+      if (at + 2 + length > bytes.length) fail("the entry bundle " + found.path + " is cut short");
+      if (i === want) return bytes.slice(at + 2, at + 2 + length);
+      at += 2 + length;
+    }
+    fail("the entry bundle " + found.path + " does not hold entry " + index);
+  };
+
+  /* The hash of the perfect subtree of 2^height leaves starting at leaf `start`. */
+  TileReader.prototype.perfect = async function (start, height) {
+    var level = Math.floor(height / 8);
+    var rest = height - 8 * level;
+    var first = start / Math.pow(TILE_WIDTH, level);
+    var found = await this.tile(level, Math.floor(first / TILE_WIDTH));
+    if (found.bytes.length !== found.width * 32) {
+      fail("the hash tile " + found.path + " is not " + found.width * 32 + " bytes long");
+    }
+    var offset = first % TILE_WIDTH;
+    var layer = [];
+    for (var i = 0; i < Math.pow(2, rest); i++) {
+      layer.push(found.bytes.slice((offset + i) * 32, (offset + i + 1) * 32));
+    }
+    while (layer.length > 1) {
+      var next = [];
+      for (var j = 0; j < layer.length; j += 2) next.push(await hashNode(layer[j], layer[j + 1]));
+      layer = next;
+    }
+    return layer[0];
+  };
+
+  /* MTH(D[lo:hi]) (RFC 9162 section 2.1.1), from the tiles. */
+  TileReader.prototype.subtree = async function (lo, hi) {
+    var n = hi - lo;
+    if (isPowerOfTwo(n)) {
+      var height = 0;
+      while (Math.pow(2, height) < n) height++;
+      return this.perfect(lo, height);
+    }
+    var k = largestPowerOfTwoBelow(n);
+    return hashNode(await this.subtree(lo, lo + k), await this.subtree(lo + k, hi));
+  };
+
+  /* PATH(m, D[lo:hi]) (RFC 9162 section 2.1.3.1), leaf first. */
+  TileReader.prototype.path = async function (m, lo, hi) {
+    var n = hi - lo;
+    if (n <= 1) return [];
+    var k = largestPowerOfTwoBelow(n);
+    if (m - lo < k) return (await this.path(m, lo, lo + k)).concat([await this.subtree(lo + k, hi)]);
+    return (await this.path(m, lo + k, hi)).concat([await this.subtree(lo, lo + k)]);
+  };
+
+  /* The same answer /entries/{index} gives, made from the mirror's tiles. */
+  async function entryFromTiles(tiles, index, note) {
+    if (!(index >= 0 && index < tiles.size)) {
+      fail("entry " + index + " is not in the mirror's checkpoint of size " + tiles.size);
+    }
+    var bytes = await tiles.entry(index);
+    var text;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    } catch (error) {
+      fail("entry " + index + " in the mirror's entry bundle is not UTF-8 text");
+    }
+    var proof = await tiles.path(index, 0, tiles.size);
+    return {
+      index: index,
+      entry: text,
+      tree_size: tiles.size,
+      inclusion_proof: proof.map(b64encode),
+      checkpoint: note,
+    };
+  }
+
   /* Run `work` over `items`, at most `limit` at a time, keeping the order of results. */
   async function mapLimited(items, limit, work) {
     var results = new Array(items.length);
@@ -358,7 +513,7 @@
       });
   }
 
-  async function chooseKey(panel, base, report) {
+  async function chooseKey(panel, base, report, mirror) {
     var typed = panel.querySelector("[data-verify-key]");
     var given = typed && typed.value.trim();
     if (given) {
@@ -366,7 +521,8 @@
       return parseVerifierKey(given, ED25519_TYPE);
     }
     var pinned = panel.getAttribute("data-pinned-key");
-    var served = (await getText(base + "/public-key", "the log's public key")).trim();
+    var keyUrl = mirror ? mirror + "public-key" : base + "/public-key";
+    var served = (await getText(keyUrl, "the log's public key")).trim();
     if (pinned) {
       if (served !== pinned.trim()) {
         fail("the key served at /public-key is not the key this page names");
@@ -388,8 +544,9 @@
     }
     var indexes = parseIndexes(panel.getAttribute("data-indexes"));
     if (!indexes.length) fail("this page names no entries to check");
-    var report = { entries: indexes.length, shownChecked: 0, keySource: "" };
-    var key = await chooseKey(panel, base, report);
+    var mirror = options.mirror !== undefined ? options.mirror : mirrorRoot();
+    var report = { entries: indexes.length, shownChecked: 0, keySource: "", mirror: Boolean(mirror) };
+    var key = await chooseKey(panel, base, report, mirror);
     var witnesses = [];
     var witnessKeys = String(panel.getAttribute("data-witness-keys") || "").split(/\s+/).filter(Boolean);
     for (var w = 0; w < witnessKeys.length; w++) {
@@ -398,16 +555,31 @@
     var origin = panel.getAttribute("data-log-origin") || key.name;
     var subject = panel.getAttribute("data-subject");
 
-    // Every proof goes to one checkpoint: the size the first answer names.
-    progress("Fetching entry " + indexes[0] + "…");
-    var first = await getEntry(base, indexes[0], null);
-    var size = first.tree_size;
-    if (!Number.isSafeInteger(size) || size <= 0) fail("entry " + indexes[0] + ": the tree size is not valid");
-    var answers = [first].concat(
-      await mapLimited(indexes.slice(1), CONCURRENCY, function (index) {
-        return getEntry(base, index, size);
-      })
-    );
+    var size;
+    var answers;
+    if (mirror) {
+      // Every proof goes to the mirror's one checkpoint (its signature is checked below).
+      progress("Fetching the mirror's checkpoint…");
+      var note = await getText(mirror + "checkpoint", "the mirror's checkpoint");
+      size = parseCheckpoint(splitNote(note).text).size;
+      if (size <= 0) fail("the mirror's checkpoint is for an empty log");
+      var tiles = new TileReader(mirror, size);
+      progress("Reading " + indexes.length + " " + (indexes.length === 1 ? "entry" : "entries") + " and proofs from the mirror's tiles…");
+      answers = await mapLimited(indexes, CONCURRENCY, function (index) {
+        return entryFromTiles(tiles, index, note);
+      });
+    } else {
+      // Every proof goes to one checkpoint: the size the first answer names.
+      progress("Fetching entry " + indexes[0] + "…");
+      var first = await getEntry(base, indexes[0], null);
+      size = first.tree_size;
+      if (!Number.isSafeInteger(size) || size <= 0) fail("entry " + indexes[0] + ": the tree size is not valid");
+      answers = [first].concat(
+        await mapLimited(indexes.slice(1), CONCURRENCY, function (index) {
+          return getEntry(base, index, size);
+        })
+      );
+    }
 
     var checkpoints = {};
     var entries = {};
@@ -509,6 +681,9 @@
     list.className = "verify-details";
     [
       "Key used: " + report.keySource + ".",
+      report.mirror
+        ? "Each entry's bytes come from the mirror's entry bundles; its RFC 9162 inclusion proof was computed in your browser from the mirror's hash tiles."
+        : "Each entry's bytes and inclusion proof come from the log's API.",
       "Each entry's SHA-256 leaf hash, with its RFC 9162 inclusion proof, gives the root in the checkpoint.",
       "The checkpoint's Ed25519 signature is the log's, and it names this log.",
     ].forEach(function (line) {
@@ -596,6 +771,7 @@
     parseVerifierKey: parseVerifierKey,
     rootFromInclusionProof: rootFromInclusionProof,
     hashLeaf: hashLeaf,
+    TileReader: TileReader,
   };
 
   if (document.readyState === "loading") {
