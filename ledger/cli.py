@@ -340,6 +340,63 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from ledger.storage.backup import write_backup
+
+    out = Path(args.file)
+    if out.exists() and not args.force:
+        raise CliError(f"{out} exists; choose a new file name (or --force to replace it)")
+    settings = _settings(args)
+    started = time.perf_counter()
+    with _progress_bar(quiet=args.quiet) as bar:
+        task = bar.add_task("backing up", total=None)
+        summary = write_backup(
+            settings,
+            out,
+            progress=lambda table, rows: bar.update(task, description=f"{table} {rows:,}"),
+        )
+    _out(
+        f"ledger backup: {out} holds {summary.size:,} entries of {summary.origin or 'the log'} "
+        f"({out.stat().st_size:,} bytes, {time.perf_counter() - started:.1f} s)"
+    )
+    _out(f"  rows         {summary.bytes_hint}")
+    _out("  not included the signing key and master key files (back them up separately)")
+    return EXIT_OK
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from ledger.storage.backup import restore
+    from ledger.verify import verify_store
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    settings = _settings(args)
+    with _progress_bar(quiet=args.quiet) as bar:
+        task = bar.add_task("restoring", total=None)
+        summary = restore(
+            settings,
+            path,
+            progress=lambda table, rows: bar.update(task, description=f"{table} {rows:,}"),
+        )
+    report = verify_store(settings)
+    if not report.ok:
+        sys.stderr.write(
+            f"ledger restore: restored {summary.size:,} entries, but the log does not verify: "
+            f"{report.damage}\n"
+        )
+        return EXIT_REFUSED
+    _out(
+        f"ledger restore: {summary.size:,} entries of {summary.origin or 'the log'} restored "
+        f"into {settings.describe_store()} from a backup of {summary.created}; verified"
+    )
+    _out(
+        "  next         the read models catch up when served (or `ledger projections "
+        "rebuild`); auditors who saw a later checkpoint will report a rollback"
+    )
+    return EXIT_OK
+
+
 def _cmd_commands(_args: argparse.Namespace) -> int:
     from ledger.application import COMMANDS, LedgerApplication
 
@@ -647,6 +704,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export_site(args: argparse.Namespace) -> int:
+    from api.static_site import export_site
+
+    settings = _settings(args)
+    with _progress_bar(quiet=args.quiet) as bar:
+        task = bar.add_task("rendering pages", total=None)
+        result = export_site(
+            settings,
+            Path(args.directory),
+            progress=lambda done, known: bar.update(task, completed=done, total=known),
+        )
+    if result.missing:
+        sys.stderr.write(f"ledger export-site: pages not served: {', '.join(result.missing)}\n")
+    if not args.quiet:
+        _out(
+            f"ledger export-site: a static mirror of {result.log_name} at checkpoint size "
+            f"{result.size} in {result.directory}: {result.pages} pages, {result.feeds} feeds, "
+            f"{result.documents} documents, {result.files} files, {result.bytes:,} bytes "
+            f"({result.written} written) in {result.seconds:.1f} s"
+        )
+    return EXIT_OK if not result.missing else EXIT_REFUSED
+
+
 def _cmd_export_tiles(args: argparse.Namespace) -> int:
     from ledger.tiles import TilesExportError, export_tiles
 
@@ -864,6 +944,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_import)
 
+    p = sub.add_parser(
+        "backup", parents=[common], help="write a consistent backup of the ledger to FILE"
+    )
+    p.add_argument("file", help="the backup file to write (gzip NDJSON)")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_backup)
+
+    p = sub.add_parser(
+        "restore", parents=[common], help="restore a backup into an empty store, then verify"
+    )
+    p.add_argument("file", help="a file written by `ledger backup`")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_restore)
+
     p = sub.add_parser("serve", parents=[common], help="serve the log's HTTP API")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -923,6 +1018,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", parents=[common], help="write a self-contained audit bundle")
     p.add_argument("--bundle", required=True, help="the bundle file to write")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "export-site", parents=[common], help="write a verifiable static mirror of the website"
+    )
+    p.add_argument("directory", help="the directory to write (or bring up to date)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=_cmd_export_site)
 
     p = sub.add_parser(
         "export-tiles", parents=[common], help="write or update a static C2SP tlog-tiles tree"
