@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api.auth import RateLimiter
@@ -16,9 +19,11 @@ from api.cache import CachedReads, LatestIndex, ReadCache
 from api.deps import Readers, ReadModelPool
 from api.errors import install_problem_handlers
 from api.limits import BodyLimits
+from api.observability import Metrics, RequestLog, configure_logging, startup_line
 from api.openapi import install_openapi
 from api.responses import JSONResponse
 from api.routes import documents, exports, health, log, people, public, writes
+from api.routes.health import metrics_router
 from api.web import STATIC_DIR as WEB_STATIC
 from api.web import router as web_router
 from api.workspace import router as workspace_router
@@ -33,7 +38,9 @@ from projections.db import connect_views
 from projections.leader import follow_when_leader
 from projections.runner import Runner
 
-__all__ = ["create_app"]
+__all__ = ["VERSION", "create_app"]
+
+VERSION = "0.1.0"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # does that once, so that any number of replicas can start at the same time.
         ledger = LedgerApplication(settings, create_tables=settings.backend == "sqlite")
         app.state.ledger = ledger
+        if app.state.metrics is not None:
+            ledger.append_observers.append(app.state.metrics.observe_append)
         app.state.side = SideStore(settings)
         readers = Readers(settings)
         app.state.readers = readers
@@ -75,6 +84,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         latest = LatestIndex(lambda: app.state.read_models.get().at(None))
         latest.start()
         app.state.latest_index = latest
+        logging.getLogger("ledger").info(
+            startup_line(
+                settings,
+                version=VERSION,
+                key_id=signer.key_id.hex(),
+                origin=settings.log_name,
+            ),
+            extra={
+                "event": "startup",
+                "version": VERSION,
+                "backend": settings.backend,
+                "store": settings.describe_store(),
+                "origin": settings.log_name,
+                "key_id": signer.key_id.hex(),
+                "pid": os.getpid(),
+            },
+        )
         try:
             yield
         finally:
@@ -88,10 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.side.close()
             ledger.close()
 
+    configure_logging(settings)
     app = FastAPI(
         title="Open Policy Ledger",
         summary="A tamper-evident record of open policy making",
-        version="0.1.0",
+        version=VERSION,
         lifespan=lifespan,
         default_response_class=JSONResponse,
     )
@@ -105,8 +132,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tile_cache = TileCache()
     app.state.read_cache = ReadCache(settings.read_cache_bytes)
     app.state.rate_limiter = RateLimiter(settings.write_rate, settings.write_burst)
+    app.state.metrics = Metrics(app.state) if settings.metrics else None
     install_problem_handlers(app)
     app.add_middleware(CachedReads, state=app.state)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD"],
+            expose_headers=["ETag", "Link", "X-Ledger-Index", "X-Request-ID"],
+        )
     app.add_middleware(
         BodyLimits,
         json_limit=settings.max_json_body,
@@ -120,8 +155,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(writes.router)
     app.include_router(people.router)
     app.include_router(health.router)
+    if settings.metrics:
+        app.include_router(metrics_router)
     app.include_router(web_router)
     app.include_router(workspace_router)
     app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
     install_openapi(app)
+    # Outermost: every request, cached or not, gets a request id, a metric and a log line.
+    app.add_middleware(RequestLog, metrics=app.state.metrics, access_log=settings.access_log)
     return app

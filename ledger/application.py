@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -182,6 +183,8 @@ class LedgerApplication(Application[UUID]):
         self._tiles = TileCache()
         self._committer = GroupCommitter(self._put, max_batch=self.settings.group_commit_max)
         self._witnessed: dict[str, int] = {}  # witness URL → size it last cosigned
+        # Called after each committed command with (entries, seconds to commit): metrics.
+        self.append_observers: list[Callable[[int, float], None]] = []
         signer = load_signer(self.settings)
         if signer is None:
             raise ConfigurationError(
@@ -302,6 +305,7 @@ class LedgerApplication(Application[UUID]):
                     },
                 )
             )
+        started = time.perf_counter()
         try:
             if alone:
                 committed = Committed(self._put(events, rows), 0, len(events))
@@ -323,6 +327,8 @@ class LedgerApplication(Application[UUID]):
         entry = sealed.entries[committed.offset]
         proof = sealed.inclusion(committed.offset)
         checkpoint = self._witness(sealed.tree.size, sealed.checkpoint)
+        for observe in self.append_observers:
+            observe(committed.count, time.perf_counter() - started)
         return Receipt(
             entry.index,
             entry.entry_hash.hex(),

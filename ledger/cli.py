@@ -88,6 +88,25 @@ def _log_verifier(settings: Settings, vkey: str | None) -> Any:
     return None if signer is None else signer.verifier()
 
 
+def _remember_verification(settings: Settings, report: Any) -> None:
+    """Record the result beside the log, for monitoring (`ledger_last_verify_ok`)."""
+    from ledger.storage.side import SideStore
+
+    damage = report.damage
+    side = SideStore(settings)
+    try:
+        side.record_verification(
+            report.size,
+            report.ok,
+            "" if damage is None else f"{damage.index}: {damage.kind.value}: {damage.detail}",
+            report.seconds,
+        )
+    except StorageError:
+        pass  # a store from before this table, or read-only: the result is still printed
+    finally:
+        side.close()
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from ledger.storage import open_reader
     from ledger.verify import verify_store
@@ -109,6 +128,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         )
 
     rate = report.size / report.seconds if report.seconds > 0 else 0.0
+    _remember_verification(settings, report)
     if args.json:
         damage = report.damage
         _out(
@@ -397,6 +417,46 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    from ledger.config import check_settings, describe_settings
+
+    try:
+        settings = _settings(args)
+    except ValueError as exc:  # pydantic's validation error: one line per bad variable
+        raise CliError(f"invalid configuration: {exc}".replace("\n", "; "), EXIT_REFUSED) from None
+    rows = describe_settings(settings)
+    if args.json:
+        report = check_settings(settings)
+        _out(
+            orjson.dumps(
+                {
+                    "ok": report.ok,
+                    "settings": {v: {"value": s, "source": src} for v, s, src, _ in rows},
+                    "refusals": report.refusals,
+                    "warnings": report.warnings,
+                }
+            ).decode()
+        )
+        return EXIT_OK if report.ok else EXIT_REFUSED
+    width = max(len(variable) for variable, *_ in rows)
+    for variable, shown, source, _ in rows:
+        marker = "" if source == "default" else "  (set)"
+        _out(f"{variable:<{width}}  {shown}{marker}")
+    report = check_settings(settings)
+    for warning in report.warnings:
+        _out(f"warning: {warning}")
+    if report.ok:
+        _out("ledger config check: OK for production")
+        return EXIT_OK
+    for refusal in report.refusals:
+        sys.stderr.write(f"refused: {refusal}\n")
+    sys.stderr.write(
+        f"ledger config check: NOT safe for production ({len(report.refusals)} "
+        f"problem{'s' if len(report.refusals) != 1 else ''})\n"
+    )
+    return EXIT_REFUSED
+
+
 def _cmd_commands(_args: argparse.Namespace) -> int:
     from ledger.application import COMMANDS, LedgerApplication
 
@@ -444,6 +504,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         _cmd_demo(demo_args)
         settings = Settings(data_dir=data_dir, demo=True)
         tokens = _demo_tokens(settings)
+    if args.log_level:
+        settings = settings.model_copy(update={"log_level": args.log_level})
+    log_level = settings.log_level
     app = create_app(settings)  # fails here, before printing a URL, if misconfigured
     base = f"http://{args.host}:{args.port}"
     _out(f"Open Policy Ledger serving {settings.describe_store()} at {base}/")
@@ -461,11 +524,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             factory=True,
             host=args.host,
             port=args.port,
-            log_level=args.log_level,
+            log_level=log_level,
             workers=args.workers,
+            access_log=False,  # the app logs each request itself, with its request id
         )
     else:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, access_log=False)
     return EXIT_OK
 
 
@@ -476,6 +540,7 @@ def _settings_env(settings: Settings) -> dict[str, str]:
         "LEDGER_LOG_NAME": settings.log_name,
         "LEDGER_PG_SCHEMA": settings.pg_schema,
         "LEDGER_DEMO": "1" if settings.demo else "0",
+        "LEDGER_LOG_LEVEL": settings.log_level,
     }
     if settings.database_url:
         env["LEDGER_DATABASE_URL"] = settings.database_url
@@ -959,12 +1024,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_restore)
 
+    config = sub.add_parser("config", help="the effective configuration").add_subparsers(
+        dest="config_cmd", required=True, metavar="ACTION"
+    )
+    p = config.add_parser(
+        "check",
+        parents=[common],
+        help="print every LEDGER_ setting (secrets masked); exit 1 if unsafe for production",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_config_check)
+
     p = sub.add_parser("serve", parents=[common], help="serve the log's HTTP API")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--demo", action="store_true", help="record the demo into a fresh dir first")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe log level (default: LEDGER_LOG_LEVEL, info)",
+    )
     p.set_defaults(func=_cmd_serve)
 
     tokens = sub.add_parser("tokens", help="officials' API tokens").add_subparsers(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from api.errors import ProblemError
 
-__all__ = ["MAX_LAG", "router"]
+__all__ = ["MAX_LAG", "healthz", "metrics", "metrics_router", "readyz", "router"]
 
 router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["health"])
 
 MAX_LAG = 1000  # entries the read models may trail the log by and still be "ready"
 
@@ -39,3 +40,14 @@ def readyz(request: Request) -> dict[str, Any]:
             read_model_position=position,
         )
     return {"status": "ready", "log_size": size, "read_model_position": position, "lag": lag}
+
+
+@metrics_router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain; version=0.0.4": {}}, "description": "Metrics"}},
+)
+def metrics(request: Request) -> Response:
+    body = request.app.state.metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -26,6 +26,7 @@ __all__ = [
     "SESSIONS_TABLE",
     "SIDE_TABLES",
     "TOKENS_TABLE",
+    "VERIFICATIONS_TABLE",
     "LogReader",
     "UnloggedEvent",
     "side_table_ddl",
@@ -56,6 +57,8 @@ ATTENDANCE_SALTS_TABLE = "ledger_attendance_salts"
 PERSON_KEYS_TABLE = "ledger_person_keys"
 # Bulk imports' progress: one row per committed batch, in the batch's transaction.
 IMPORTS_TABLE = "ledger_imports"
+# Results of `ledger verify` runs (for monitoring: the last one is a metric).
+VERIFICATIONS_TABLE = "ledger_verifications"
 
 # name -> (column, SQLite type, PostgreSQL type) ..., primary key columns
 SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]] = {
@@ -142,6 +145,16 @@ SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]]
             ("tree_size", "INTEGER", "bigint"),
         ),
         ("name", "lines"),
+    ),
+    VERIFICATIONS_TABLE: (
+        (
+            ("finished", "TEXT", "text"),
+            ("size", "INTEGER", "bigint"),
+            ("ok", "INTEGER", "integer"),
+            ("damage", "TEXT", "text"),
+            ("seconds", "REAL", "double precision"),
+        ),
+        ("finished",),
     ),
 }
 

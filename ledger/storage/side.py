@@ -29,6 +29,7 @@ from ledger.storage.base import (
     REVOCATIONS_TABLE,
     SESSIONS_TABLE,
     TOKENS_TABLE,
+    VERIFICATIONS_TABLE,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Session",
     "SideStore",
     "StoredToken",
+    "Verification",
 ]
 
 _PLACEHOLDER = re.compile(r"\?")
@@ -73,6 +75,17 @@ class ImportProgress:
     prefix_sha256: str  # SHA-256 of those lines' bytes, to check the file did not change
     last_index: int  # the log index of the last entry recorded
     tree_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """One `ledger verify` run against this store."""
+
+    finished: datetime
+    size: int
+    ok: bool
+    damage: str
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +277,29 @@ class SideStore:
         if row is None:
             return None
         return ImportProgress(row[0], int(row[1]), row[2], int(row[3]), int(row[4]))
+
+    # verification runs -------------------------------------------------------------------
+
+    def record_verification(self, size: int, ok: bool, damage: str, seconds: float) -> None:
+        """Remember a `ledger verify` result (monitoring reads the last one)."""
+        finished = datetime.now(UTC).isoformat(timespec="microseconds")
+        self._write(
+            f"INSERT INTO {VERIFICATIONS_TABLE} (finished, size, ok, damage, seconds) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (finished, size, 1 if ok else 0, damage, seconds),
+        )
+
+    def last_verification(self) -> Verification | None:
+        row = self._one(
+            f"SELECT finished, size, ok, damage, seconds FROM {VERIFICATIONS_TABLE} "
+            "ORDER BY finished DESC LIMIT 1",
+            (),
+        )
+        if row is None:
+            return None
+        return Verification(
+            datetime.fromisoformat(row[0]), int(row[1]), bool(row[2]), row[3], float(row[4])
+        )
 
     # salts of commitments --------------------------------------------------------------
 
