@@ -44,7 +44,15 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = Path(args.data_dir)
     if getattr(args, "database_url", None):
         overrides["database_url"] = args.database_url
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:  # pydantic's ValidationError: name each bad variable
+        errors: list[dict[str, Any]] = getattr(exc, "errors", lambda: [])()
+        named = "; ".join(
+            f"LEDGER_{'_'.join(str(p) for p in e.get('loc', ())).upper()}: {e.get('msg')}"
+            for e in errors
+        )
+        raise CliError(f"invalid configuration: {named or exc}", EXIT_USAGE) from None
 
 
 def _progress_bar(*, quiet: bool = False) -> Any:
@@ -420,10 +428,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 def _cmd_config_check(args: argparse.Namespace) -> int:
     from ledger.config import check_settings, describe_settings
 
-    try:
-        settings = _settings(args)
-    except ValueError as exc:  # pydantic's validation error: one line per bad variable
-        raise CliError(f"invalid configuration: {exc}".replace("\n", "; "), EXIT_REFUSED) from None
+    settings = _settings(args)
     rows = describe_settings(settings)
     if args.json:
         report = check_settings(settings)
