@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Annotated
 
@@ -28,6 +29,12 @@ class Readers:
 
     def get(self) -> LogReader:
         reader: LogReader | None = getattr(self._local, "reader", None)
+        if reader is not None and getattr(reader, "closed", False):
+            # Its connection was lost (a database restart): replace it, so the service
+            # recovers by itself once the database is back.
+            with self._lock:
+                self._all.remove(reader)
+            reader = self._local.reader = None
         if reader is None:
             reader = open_reader(self._settings, snapshot=False)
             self._local.reader = reader
@@ -53,6 +60,14 @@ class ReadModelPool:
 
     def get(self) -> ReadModels:
         models: ReadModels | None = getattr(self._local, "models", None)
+        if models is not None and (
+            models.runner.db.closed or getattr(models.runner.log, "closed", False)
+        ):
+            # A connection was lost (a database restart): replace both, as for Readers.
+            with self._lock:
+                self._all.remove(models)
+            _close_quietly(models)
+            models = self._local.models = None
         if models is None:
             runner = Runner(
                 connect_views(self._settings),
@@ -71,6 +86,12 @@ class ReadModelPool:
                 models.runner.db.close()
                 models.runner.log.close()
             self._all.clear()
+
+
+def _close_quietly(models: ReadModels) -> None:
+    for close in (models.runner.db.conn.close, models.runner.log.close):
+        with contextlib.suppress(Exception):  # already broken: closing only tidies up
+            close()
 
 
 def _reader(request: Request) -> LogReader:

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import (
     ConflictError,
+    DamagedLogError,
     InvalidInputError,
     LedgerError,
     NotFoundError,
@@ -18,6 +19,7 @@ from ledger.errors import (
     StaleVersionError,
     StorageError,
 )
+from ledger.storage import connection_errors
 from projections.runner import ViewTimeoutError
 
 __all__ = ["ProblemError", "install_problem_handlers", "problem_response"]
@@ -74,6 +76,7 @@ _STATUS: list[tuple[type[LedgerError], int, str]] = [
     (RuleViolationError, 422, "Refused by the rules of the process"),
     (InvalidInputError, 400, "Invalid input"),
     (StorageError, 503, "Ledger store unavailable"),
+    (DamagedLogError, 500, "Stored log damaged"),
     (ViewTimeoutError, 503, "Read models behind"),
 ]
 
@@ -135,6 +138,21 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail or title,
             headers=dict(exc.headers) if exc.headers else None,
         )
+
+    async def on_unavailable(request: Request, _exc: Exception) -> JSONResponse:
+        # A connection lost under a read (the database stopped or restarted): the reader
+        # is replaced on a later request (api.deps), so the service recovers by itself.
+        return problem_response(
+            request,
+            503,
+            "Ledger store unavailable",
+            "the database does not answer; try again shortly",
+        )
+
+    # Registered by class (not in the catch-all below, which Starlette runs outside its
+    # exception middleware and re-raises, so the client's connection would be dropped).
+    for lost in connection_errors():
+        app.add_exception_handler(lost, on_unavailable)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -17,6 +17,7 @@ from __future__ import annotations
 __all__ = [
     "ConcurrentWriteError",
     "ConflictError",
+    "DamagedLogError",
     "EncodingError",
     "EntryTooLargeError",
     "InvalidInputError",
@@ -70,3 +71,8 @@ class RuleViolationError(LedgerError):
 
 class StorageError(LedgerError):
     """The store cannot be opened, read or written."""
+
+
+class DamagedLogError(LedgerError, LookupError):
+    """The stored log contradicts itself (a missing tree hash, say): someone changed the
+    database. Nothing can be served from it as proof; `ledger verify` says where."""

@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from typing import Protocol
 
+from ledger.errors import DamagedLogError
 from ledger.integrate import TILE_HEIGHT
 from ledger.merkle import EMPTY_ROOT, largest_power_of_two_smaller_than
 
@@ -37,13 +38,31 @@ class TileCache:
     """A thread-safe LRU of tiles with their in-tile subtree hashes, shared across proofs.
 
     Stored tiles never change, so an entry keyed by (level, index, width) is valid forever;
-    the upper levels, which every proof touches, stay hot.
+    the upper levels, which every proof touches, stay hot. Bounded by an estimate of the
+    memory it holds (a full tile with its levels is ~50 KB of Python objects), and a partial
+    tile replaces the narrower versions of itself, so a growing log's last tile does not
+    pile up one entry per size.
     """
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 4096, *, max_bytes: int = 32 * 1024 * 1024) -> None:
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._items: OrderedDict[tuple[int, int, int], list[list[bytes]]] = OrderedDict()
+        self._widths: dict[tuple[int, int], int] = {}  # (level, index) → the width kept
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _cost(levels: list[list[bytes]]) -> int:
+        return sum(len(level) for level in levels) * 100 + 200
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def held_bytes(self) -> int:
+        """The estimated memory held."""
+        return self._bytes
 
     def get(self, key: tuple[int, int, int]) -> list[list[bytes]] | None:
         with self._lock:
@@ -52,12 +71,29 @@ class TileCache:
                 self._items.move_to_end(key)
             return found
 
+    def _drop(self, key: tuple[int, int, int]) -> None:
+        levels = self._items.pop(key, None)
+        if levels is not None:
+            self._bytes -= self._cost(levels)
+            if self._widths.get(key[:2]) == key[2]:
+                del self._widths[key[:2]]
+
     def put(self, key: tuple[int, int, int], levels: list[list[bytes]]) -> None:
         with self._lock:
+            tile = key[:2]
+            kept = self._widths.get(tile)
+            if kept is not None and kept != key[2]:
+                if kept > key[2]:
+                    return  # a wider version of this tile is cached already
+                self._drop((*tile, kept))
+            self._drop(key)
             self._items[key] = levels
-            self._items.move_to_end(key)
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
+            self._widths[tile] = key[2]
+            self._bytes += self._cost(levels)
+            while self._items and (
+                len(self._items) > self._capacity or self._bytes > self._max_bytes
+            ):
+                self._drop(next(iter(self._items)))
 
 
 class ProofBuilder:
@@ -75,7 +111,10 @@ class ProofBuilder:
             return cached
         hashes = self._tiles.tile(level, index, TILE_WIDTH)
         if len(hashes) < width:
-            raise LookupError(f"tile {level}/{index} has {len(hashes)} hashes, needed {width}")
+            raise DamagedLogError(
+                f"the stored tree's tile {level}/{index} has {len(hashes)} hashes where the "
+                f"log's size needs {width}: the database was changed; run `ledger verify`"
+            )
         levels = [hashes]
         while len(levels) < TILE_HEIGHT and len(levels[-1]) > 1:
             levels.append(_children(levels[-1]))

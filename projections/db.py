@@ -28,6 +28,11 @@ class Db:
         self.dialect = dialect
         self.buffer: Any = None  # a projections.base.Buffer while a runner batch is open
 
+    @property
+    def closed(self) -> bool:
+        """PostgreSQL: the connection was lost (the server restarted, say); open a new one."""
+        return self.dialect == "postgresql" and bool(self.conn.closed)
+
     def sql(self, statement: str) -> str:
         return statement if self.dialect == "sqlite" else _PLACEHOLDER.sub("%s", statement)
 

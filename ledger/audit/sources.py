@@ -169,8 +169,8 @@ class HttpSource:
                     raise SourceError(f"GET {url}: content type is {got}, expected {media_type}")
                 yield response
         except urllib.error.HTTPError as exc:
-            exc.close()
-            raise SourceError(f"GET {url}: HTTP {exc.code} {exc.reason}") from exc
+            detail = _problem_detail(exc)
+            raise SourceError(f"GET {url}: HTTP {exc.code} {exc.reason}{detail}") from exc
         except urllib.error.URLError as exc:
             raise SourceError(f"GET {url}: {exc.reason}") from exc
         except (TimeoutError, http.client.HTTPException, OSError) as exc:
@@ -251,6 +251,20 @@ class HttpSource:
                 raise SourceError(f"{where}: proof element {position} is not a base64 hash")
             hashes.append(raw)
         return hashes
+
+
+def _problem_detail(error: urllib.error.HTTPError) -> str:
+    """``: <detail>`` of an RFC 9457 problem answer (at most 500 characters), else ``""``."""
+    try:
+        if error.headers.get_content_type() != "application/problem+json":
+            return ""
+        body = json.loads(error.read(16_384))
+        detail = body.get("detail") if isinstance(body, dict) else None
+        return f": {detail[:500]}" if isinstance(detail, str) and detail else ""
+    except (ValueError, OSError, AttributeError):
+        return ""
+    finally:
+        error.close()
 
 
 def _b64_hash(item: Any) -> bytes | None:

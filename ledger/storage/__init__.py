@@ -15,9 +15,18 @@ __all__ = [
     "EVENTS_TABLE",
     "HEAD_TABLE",
     "LogReader",
+    "connection_errors",
     "factory_for",
     "open_reader",
 ]
+
+
+def connection_errors() -> tuple[type[Exception], ...]:
+    """The drivers' exceptions for a lost or refused database connection (answered 503)."""
+    import psycopg
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    return (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
 
 
 def factory_for(settings: Settings, *, create_tables: bool) -> Any:

@@ -339,6 +339,11 @@ class PostgresLogReader:
         except psycopg.Error as exc:
             raise StorageError(f"cannot read the ledger in PostgreSQL: {_first_line(exc)}") from exc
 
+    @property
+    def closed(self) -> bool:
+        """The connection was lost (the server restarted, say): open a new reader."""
+        return bool(self._conn.closed)
+
     def _sql(self, text: str) -> Composed:
         s = Identifier(self._schema)
         return SQL(text).format(

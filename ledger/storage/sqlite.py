@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteConnection,
@@ -102,6 +102,27 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             *SCHEMA,
             *side_table_ddl("sqlite"),
         ]
+
+    def create_table(self) -> None:
+        """Create the tables under the write lock taken first (``BEGIN IMMEDIATE``).
+
+        eventsourcing begins deferred: its first write (the head row's INSERT OR IGNORE)
+        then upgrades a read snapshot, which SQLite refuses at once ("database is locked",
+        no busy wait) if another process committed meanwhile: worker processes starting
+        together (``ledger serve --workers 2``) failed at startup that way.
+        """
+        with self.datastore.get_connection(commit=True) as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    self._create_table(cursor)
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+            except sqlite3.OperationalError as exc:
+                raise OperationalError(exc) from exc
 
     def _insert_events(
         self,

@@ -135,7 +135,7 @@ MATRIX = [
     Row("C1-edit-seen",    "edit",     OLD,    (OLD, CHANGED),  OK,         REFUSED,    COSIGNED),
     Row("C2-event-row",    "event",    OLD,    (OLD, EVENT),    OK,         OK,         COSIGNED),
     # DOC: "the source ends early / root differs" -- the API answers the consistency proof
-    # with HTTP 500 (LookupError in ledger/proofs.py: a leaf hash is missing from tile 0/0).
+    # with HTTP 500 "Stored log damaged" (a leaf hash is missing from tile 0/0), named.
     Row("C3-delete-tail",  "delete",   TAIL,   (TAIL, MISSING), HTTP_500,   REFUSED,    COSIGNED),
     Row("C3-delete-seen",  "delete",   OLD,    (OLD, MISSING),  HTTP_500,   REFUSED,    COSIGNED),
     # DOC: "root differs" / "prev mismatch" -- over HTTP the consistency proof, checked
@@ -698,6 +698,8 @@ def http_audit(
     else:
         assert status == 1, output
         assert "ledger audit: FAILED: " in output, output
+        if outcome == HTTP_500:  # the service says why, and the auditor passes it on
+            assert "the database was changed; run `ledger verify`" in output, output
         assert output.rstrip().endswith("(state left unchanged)"), output
         assert state.read_bytes() == kept
     return outcome

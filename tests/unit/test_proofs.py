@@ -112,3 +112,27 @@ def test_nodes_are_written_once_when_complete() -> None:
     first = tiles.nodes[(1, 0)]
     assert first == merkle.root_from_leaf_hashes(BIG[0][:256])
     assert hashlib.sha256(b"").digest() == merkle.EMPTY_ROOT
+
+
+def test_tile_cache_is_bounded_by_memory_and_keeps_one_version_of_a_partial_tile() -> None:
+    from ledger.proofs import TileCache
+
+    def levels(width: int) -> list[list[bytes]]:
+        return [[bytes(32)] * width, [bytes(32)] * (width // 2)]
+
+    cache = TileCache(max_bytes=200_000)
+    for index in range(100):
+        cache.put((0, index, 256), levels(256))
+        assert cache.held_bytes <= 200_000
+    assert 0 < len(cache) < 100
+    assert cache.get((0, 99, 256)) is not None  # the newest stays
+    assert cache.get((0, 0, 256)) is None  # the oldest went
+
+    growing = TileCache()
+    for width in range(1, 200):  # the last tile of a growing log, read at every size
+        growing.put((0, 7, width), levels(width))
+    assert len(growing) == 1
+    assert growing.get((0, 7, 199)) is not None
+    growing.put((0, 7, 5), levels(5))  # an older, narrower read does not replace it
+    assert growing.get((0, 7, 199)) is not None
+    assert growing.get((0, 7, 5)) is None
