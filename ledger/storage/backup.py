@@ -27,6 +27,7 @@ import base64
 import gzip
 import hashlib
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -328,7 +329,7 @@ class _Reader:
         try:
             self.stream = gzip.open(path, "rb")  # noqa: SIM115 - closed by close()
             self.stream.peek(1)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise InvalidInputError(f"{path} is not a ledger backup (not gzip: {exc})") from None
         self.digest = hashlib.sha256()
         self.line_no = 0
@@ -336,7 +337,7 @@ class _Reader:
     def next(self) -> Any:
         try:
             data = self.stream.readline()
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise InvalidInputError(f"{self.path} is damaged: {exc}") from None
         self.line_no += 1
         if not data.endswith(b"\n"):
