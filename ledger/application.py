@@ -30,6 +30,7 @@ from eventsourcing.persistence import (
     Mapper,
     OperationalError,
     PersistenceError,
+    StoredEvent,
 )
 from eventsourcing.utils import Environment
 
@@ -75,6 +76,7 @@ from ledger.storage.base import (
     ATTENDANCE_SALTS_TABLE,
     EMBARGO_SALTS_TABLE,
     IDEMPOTENCY_TABLE,
+    PERSON_KEYS_TABLE,
     REVOCATIONS_TABLE,
     TOKENS_TABLE,
 )
@@ -105,9 +107,46 @@ class Batch:
     in one transaction with one signed checkpoint: all or nothing.
     """
 
-    aggregates: dict[UUID, LedgerAggregate] = dataclasses.field(default_factory=dict)
+    aggregates: dict[UUID | str, LedgerAggregate] = dataclasses.field(default_factory=dict)
     events: list[Any] = dataclasses.field(default_factory=list)
     rows: list[SideRow] = dataclasses.field(default_factory=list)
+    # People's data keys as the batch knows them (None: known to have none yet). Keys made
+    # in the batch are written in its transaction, with the entries that use them.
+    keys: dict[str, tuple[str, bytes] | None] = dataclasses.field(default_factory=dict)
+    vault: Vault | None = None
+    stored: list[StoredEvent] | None = None  # the events as rows, once prepared
+
+
+class _BatchKeys:
+    """The vault's key store inside a batch: new keys become the batch's side rows."""
+
+    def __init__(self, side: SideStore, batch: Batch) -> None:
+        self._side = side
+        self._batch = batch
+
+    def get_key(self, person_id: str, key_id: str) -> bytes | None:
+        known = self._batch.keys.get(person_id)
+        if known is not None and known[0] == key_id:
+            return known[1]
+        return self._side.get_key(person_id, key_id)
+
+    def current_key(self, person_id: str) -> tuple[str, bytes] | None:
+        if person_id not in self._batch.keys:
+            self._batch.keys[person_id] = self._side.current_key(person_id)
+        return self._batch.keys[person_id]
+
+    def put_key(self, person_id: str, key_id: str, wrapped: bytes) -> None:
+        self._batch.keys[person_id] = (key_id, wrapped)
+        row = {
+            "person_id": person_id,
+            "key_id": key_id,
+            "wrapped": wrapped,
+            "created": SideStore.key_created(),
+        }
+        self._batch.rows.append(SideRow(0, PERSON_KEYS_TABLE, row))
+
+    def delete_keys(self, person_id: str) -> int:
+        raise RuleViolationError("a person cannot be erased inside a batch")
 
 
 _BATCH: ContextVar[Batch | None] = ContextVar("batch", default=None)
@@ -230,14 +269,21 @@ class LedgerApplication(Application[UUID]):
             _IDEMPOTENCY.reset(token)
 
     @contextmanager
-    def batch(self, aggregates: dict[UUID, LedgerAggregate] | None = None) -> Iterator[Batch]:
+    def batch(
+        self,
+        aggregates: dict[UUID | str, LedgerAggregate] | None = None,
+        keys: dict[str, tuple[str, bytes] | None] | None = None,
+    ) -> Iterator[Batch]:
         """Decide commands into a ``Batch`` instead of writing each (see ``write_batch``).
 
         ``aggregates`` carries records decided on by earlier batches that were written, so
-        a long import does not reload them; after a batch fails, pass a fresh dict.
+        a long import does not reload them, and ``keys`` people's data keys (see ``Batch``);
+        after a batch fails, pass fresh dicts.
         Commands inside return a placeholder receipt (index -1): the batch has no index yet.
         """
-        batch = Batch(aggregates if aggregates is not None else {})
+        batch = Batch(
+            aggregates if aggregates is not None else {}, keys=keys if keys is not None else {}
+        )
         token = _BATCH.set(batch)
         try:
             yield batch
@@ -249,7 +295,7 @@ class LedgerApplication(Application[UUID]):
         if not batch.events:
             raise RuleViolationError("an empty batch has nothing to write")
         try:
-            sealed = self._put(batch.events, [*batch.rows, *side])
+            sealed = self._put(batch.events, [*batch.rows, *side], batch.stored)
         except IntegrityError as exc:
             raise ConcurrentWriteError(
                 "a record this batch creates already exists, or another writer changed one "
@@ -265,14 +311,29 @@ class LedgerApplication(Application[UUID]):
             self._witness(sealed.tree.size, sealed.checkpoint)
         return sealed
 
-    def _put(self, events: list[Any], rows: list[SideRow]) -> Sealed:
-        """One write transaction: the event rows, their entries, the tree and checkpoint."""
+    def _put(
+        self, events: list[Any], rows: list[SideRow], stored: list[StoredEvent] | None = None
+    ) -> Sealed:
+        """One write transaction: the event rows, their entries, the tree and checkpoint.
+
+        ``stored``: the events already mapped to rows (``prepare_batch``), else mapped here.
+        """
         sealed_batches: list[Sealed] = []
-        # EventStore.put, not Application.save: the same write, without save()'s runtime
-        # Protocol checks, snapshots and notifications, none of which we use.
-        self.events.put(events, sequenced=sealed_batches, side_rows=rows)
+        if stored is None:
+            # EventStore.put, not Application.save: the same write, without save()'s
+            # runtime Protocol checks, snapshots and notifications, none of which we use.
+            self.events.put(events, sequenced=sealed_batches, side_rows=rows)
+        else:
+            self.recorder.insert_events(stored, sequenced=sealed_batches, side_rows=rows)
         (sealed,) = sealed_batches
         return sealed
+
+    def prepare_batch(self, batch: Batch) -> None:
+        """Map a decided batch's events to the rows ``write_batch`` writes (the canonical
+        encoding, the size check): CPU work a bulk import does while the previous batch is
+        being written."""
+        to_stored = self.mapper.to_stored_event
+        batch.stored = [to_stored(event) for event in batch.events]
 
     def _commit(
         self, *aggregates: LedgerAggregate, side: Sequence[SideRow] = (), alone: bool = False
@@ -418,12 +479,20 @@ class LedgerApplication(Application[UUID]):
     def vault(self) -> Vault:
         """Seals and opens personal data (``ledger.vault``); NoMasterKeyError without a
         master key (LEDGER_MASTER_KEY_FILE, or the demo's throwaway one)."""
+        batch = _BATCH.get()
+        if batch is not None:
+            if batch.vault is None:
+                batch.vault = Vault(self._master_key(), _BatchKeys(self.side, batch))
+            return batch.vault
         if self._vault is None:
-            master = load_master_key(self.settings)
-            if master is None:
-                raise NoMasterKeyError()
-            self._vault = Vault(master, self.side)
+            self._vault = Vault(self._master_key(), self.side)
         return self._vault
+
+    def _master_key(self) -> bytes:
+        master = load_master_key(self.settings)
+        if master is None:
+            raise NoMasterKeyError()
+        return master
 
     def close(self) -> None:
         with self._reader_lock:
@@ -439,11 +508,16 @@ class LedgerApplication(Application[UUID]):
         self, cls: type[A], aggregate_id: str | UUID, expected_version: int | None = None
     ) -> A:
         what = cls.KIND
+        batch = _BATCH.get()
+        if batch is not None:
+            # In bulk, the same ids come again and again: look them up as given first.
+            known = batch.aggregates.get(aggregate_id)
+            if known is not None:
+                return self._checked(cls, known, expected_version)
         try:
             uid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
         except ValueError:
             raise NotFoundError(f"no {what} {aggregate_id!r}: not a valid id") from None
-        batch = _BATCH.get()
         cached = batch.aggregates.get(uid) if batch is not None else None
         try:
             aggregate: LedgerAggregate = cached if cached is not None else self.repository.get(uid)
@@ -457,8 +531,14 @@ class LedgerApplication(Application[UUID]):
             ) from exc
         if batch is not None:
             batch.aggregates[uid] = aggregate
-        if not isinstance(aggregate, cls):
-            raise NotFoundError(f"{uid} is a {aggregate.KIND}, not a {what}")
+            batch.aggregates[aggregate_id] = aggregate
+        return self._checked(cls, aggregate, expected_version)
+
+    @staticmethod
+    def _checked(kind: type[A], aggregate: LedgerAggregate, expected_version: int | None) -> A:
+        what = kind.KIND
+        if not isinstance(aggregate, kind):
+            raise NotFoundError(f"{aggregate.id} is a {aggregate.KIND}, not a {what}")
         if expected_version is not None and aggregate.version != expected_version:
             raise StaleVersionError(
                 f"the {what} is at version {aggregate.version}, not {expected_version}: "

@@ -102,28 +102,44 @@ def canonical(value: Any) -> bytes:
 
 
 def _needs_rebuild(value: Any, depth: int) -> bool:
-    """True when ``value`` needs :func:`canonicalize` (conversions, astral keys, errors)."""
+    """True when ``value`` needs :func:`canonicalize` (conversions, astral keys, errors).
+
+    Leaves (text, numbers, booleans, null) are checked in the container's loop, without a
+    call each: this runs once for every entry the ledger writes."""
     kind = type(value)
-    if kind is str:
-        return "\x00" in value
-    if kind is bool or value is None:
-        return False
-    if kind is int:
-        return not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
-    if depth > _MAX_DEPTH:
-        return True
+    items: Any
     if kind is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str or "\x00" in key:
                 return True
             if not key.isascii() and max(key) > "\uffff":
                 return True
-            if _needs_rebuild(item, depth + 1):
-                return True
+        items = value.values()
+    elif kind is list:
+        items = value
+    elif kind is str:
+        return "\x00" in value
+    elif kind is bool or value is None:
         return False
-    if kind is list:
-        return any(_needs_rebuild(item, depth + 1) for item in value)
-    return True
+    elif kind is int:
+        return not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    else:
+        return True
+    if depth > _MAX_DEPTH:
+        return True
+    for item in items:
+        item_kind = type(item)
+        if item_kind is str:
+            if "\x00" in item:
+                return True
+        elif item_kind is int:
+            if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                return True
+        elif item_kind is bool or item is None:
+            continue
+        elif _needs_rebuild(item, depth + 1):
+            return True
+    return False
 
 
 def format_time(moment: datetime) -> str:

@@ -10,7 +10,7 @@ ever stored for a tree that extends the one before it (the lock makes the compar
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ __all__ = [
     "Sealed",
     "SideRow",
     "StaleKeyError",
+    "grouped_side_rows",
     "hand_over",
     "seal",
     "side_rows",
@@ -174,6 +175,21 @@ class SideRow:
 def side_rows(kwargs: dict[str, Any]) -> list[SideRow]:
     rows: list[SideRow] = kwargs.get("side_rows") or []
     return rows
+
+
+def grouped_side_rows(
+    kwargs: dict[str, Any], sealed: Sealed, tables: Collection[str]
+) -> list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+    """The side rows resolved and grouped by (table, columns), for one ``executemany`` each.
+
+    Raises ValueError for a table not in ``tables``."""
+    groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
+    for side in side_rows(kwargs):
+        if side.table not in tables:
+            raise ValueError(f"no side table {side.table!r}")
+        values = side.resolved(sealed)
+        groups.setdefault((side.table, tuple(values)), []).append(tuple(values.values()))
+    return [(table, columns, rows) for (table, columns), rows in groups.items()]
 
 
 def hand_over(kwargs: dict[str, Any], sealed: Sealed) -> None:

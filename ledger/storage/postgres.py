@@ -26,7 +26,7 @@ from ledger.chain import EventRow, LogHead, LogRow
 from ledger.encoding import GENESIS_PREV
 from ledger.errors import StorageError
 from ledger.integrate import pack_edge, unpack_edge
-from ledger.sequencer import Head, Publisher, Sealed, hand_over, seal, side_rows
+from ledger.sequencer import Head, Publisher, Sealed, grouped_side_rows, hand_over, seal
 from ledger.storage.base import (
     CHECKPOINTS_TABLE,
     ENTRIES_TABLE,
@@ -239,26 +239,42 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     )
             sealed = seal(stored_head, stored_events, event_ids, self.publisher)
             self._write_sealed(curs, sealed, copy=True)
-            self._write_side_rows(curs, sealed, kwargs)
+            self._write_side_rows(curs, sealed, kwargs, copy=True)
         hand_over(kwargs, sealed)
         return event_ids
 
     def _write_side_rows(
-        self, curs: psycopg.Cursor[DictRow], sealed: Sealed, kwargs: dict[str, Any]
+        self,
+        curs: psycopg.Cursor[DictRow],
+        sealed: Sealed,
+        kwargs: dict[str, Any],
+        *,
+        copy: bool = False,
     ) -> None:
-        for side in side_rows(kwargs):
-            if side.table not in SIDE_TABLES:
-                raise StorageError(f"no side table {side.table!r}")
-            values = side.resolved(sealed)
-            curs.execute(
-                SQL("INSERT INTO {}.{} ({}) VALUES ({})").format(
-                    Identifier(self.datastore.schema),
-                    Identifier(side.table),
-                    SQL(", ").join(Identifier(k) for k in values),
-                    SQL(", ").join(SQL("%s") for _ in values),
-                ),
-                tuple(values.values()),
+        try:
+            groups = grouped_side_rows(kwargs, sealed, SIDE_TABLES)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
+        for table, columns, rows in groups:
+            statement = SQL("INSERT INTO {}.{} ({}) VALUES ({})").format(
+                Identifier(self.datastore.schema),
+                Identifier(table),
+                SQL(", ").join(Identifier(k) for k in columns),
+                SQL(", ").join(SQL("%s") for _ in columns),
             )
+            if copy and len(rows) >= COPY_THRESHOLD:
+                command = SQL("COPY {}.{} ({}) FROM STDIN").format(
+                    Identifier(self.datastore.schema),
+                    Identifier(table),
+                    SQL(", ").join(Identifier(k) for k in columns),
+                )
+                with curs.copy(command) as stream:
+                    for row in rows:
+                        stream.write_row(row)
+            elif len(rows) == 1:
+                curs.execute(statement, rows[0])
+            else:
+                curs.executemany(statement, rows)
 
     def _write_sealed(
         self, curs: psycopg.Cursor[DictRow], sealed: Sealed, *, copy: bool = False

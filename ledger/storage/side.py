@@ -376,8 +376,33 @@ class SideStore:
         )
         return None if row is None else (str(row[0]), bytes(row[1]))
 
+    def current_keys(self, person_ids: list[str]) -> dict[str, tuple[str, bytes]]:
+        """``current_key`` for many people in one query (those with no key are absent)."""
+        found: dict[str, tuple[str, bytes]] = {}
+        for start in range(0, len(person_ids), 500):
+            chunk = person_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            statement = (
+                f"SELECT person_id, key_id, wrapped FROM {PERSON_KEYS_TABLE} "
+                f"WHERE person_id IN ({marks}) ORDER BY created, key_id"
+            )
+            sql = _PLACEHOLDER.sub("%s", statement) if self._pg else statement
+            try:
+                rows = self._conn().execute(sql, tuple(chunk)).fetchall()
+            except Exception as exc:
+                self._drop()
+                raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+            for person, key_id, wrapped in rows:  # the newest last: it wins
+                found[str(person)] = (str(key_id), bytes(wrapped))
+        return found
+
+    @staticmethod
+    def key_created() -> str:
+        """The ``created`` value of a key made now (keys are ordered by it)."""
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
     def put_key(self, person_id: str, key_id: str, wrapped: bytes) -> None:
-        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        created = self.key_created()
         self._write(
             f"INSERT INTO {PERSON_KEYS_TABLE} (person_id, key_id, wrapped, created) "
             "VALUES (?, ?, ?, ?)",

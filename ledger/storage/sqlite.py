@@ -26,7 +26,7 @@ from ledger.chain import EventRow, LogHead, LogRow
 from ledger.encoding import GENESIS_PREV
 from ledger.errors import StorageError
 from ledger.integrate import pack_edge, unpack_edge
-from ledger.sequencer import Head, Publisher, hand_over, seal, side_rows
+from ledger.sequencer import Head, Publisher, grouped_side_rows, hand_over, seal
 from ledger.storage.base import (
     CHECKPOINTS_TABLE,
     ENTRIES_TABLE,
@@ -170,14 +170,15 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 f"INSERT INTO {CHECKPOINTS_TABLE} (size, root, note) VALUES (?,?,?)",
                 (sealed.tree.size, sealed.tree.root, sealed.checkpoint),
             )
-        for side in side_rows(kwargs):
-            if side.table not in SIDE_TABLES:
-                raise StorageError(f"no side table {side.table!r}")
-            values = side.resolved(sealed)
-            c.execute(
-                f"INSERT INTO {side.table} ({', '.join(values)}) "
-                f"VALUES ({', '.join('?' * len(values))})",
-                tuple(values.values()),
+        try:
+            groups = grouped_side_rows(kwargs, sealed, SIDE_TABLES)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
+        for table, columns, rows in groups:
+            c.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                rows,
             )
         hand_over(kwargs, sealed)
         return event_ids
