@@ -202,8 +202,16 @@ def run_backend(backend: str, new_store: object, args: argparse.Namespace) -> di
     serial, threaded = in_process_rates(settings, args.appends)
     server = Served(settings, args.workers)
     try:
-        with urllib.request.urlopen(server.base + "/proposals?limit=50") as r:
-            proposals = json.load(r)["items"]
+        # The read models may still be catching up with the log when /readyz answers.
+        deadline = time.monotonic() + 30
+        while True:
+            with urllib.request.urlopen(server.base + "/proposals?limit=50") as r:
+                proposals = json.load(r)["items"]
+            if proposals or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if not proposals:
+            raise RuntimeError("the API lists no proposals 30 s after it became ready")
         longest, best = proposals[0]["id"], -1
         for item in proposals:
             with urllib.request.urlopen(f"{server.base}/proposals/{item['id']}/history") as r:
@@ -212,16 +220,19 @@ def run_backend(backend: str, new_store: object, args: argparse.Namespace) -> di
                 longest, best = item["id"], size
         base = server.base
         history_url = f"{base}/proposals/{longest}/history"
-        wrk(history_url, 2)  # warm up
+        wrk(history_url, args.warmup)  # warm up
         reads = wrk(history_url, args.seconds)
         # The same read paced near the target rate (each connection waits between requests),
         # for the latency a client sees when the server is not saturated.
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(PACED_LUA % {"delay_ms": int(CONNECTIONS * 1000 / args.paced_rps) - 2})
-        try:
-            paced = wrk(history_url, args.seconds, script.name)
-        finally:
-            os.unlink(script.name)
+        paced: dict[str, float] = {}
+        if args.paced_rps > 0:
+            with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+                delay = int(CONNECTIONS * 1000 / args.paced_rps) - 2
+                script.write(PACED_LUA % {"delay_ms": delay})
+            try:
+                paced = wrk(history_url, args.seconds, script.name)
+            finally:
+                os.unlink(script.name)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(WRITE_LUA % {"tokens": ", ".join(f'"{t}"' for t in tokens)})
         try:
@@ -233,7 +244,7 @@ def run_backend(backend: str, new_store: object, args: argparse.Namespace) -> di
     # The same read with the read cache off: every request queries the read models.
     server = Served(settings, args.workers, LEDGER_READ_CACHE_BYTES="0")
     try:
-        wrk(history_url.replace(base, server.base), 2)
+        wrk(history_url.replace(base, server.base), args.warmup)
         uncached = wrk(history_url.replace(base, server.base), args.seconds)
     finally:
         server.stop()
@@ -247,7 +258,7 @@ def run_backend(backend: str, new_store: object, args: argparse.Namespace) -> di
         "uncached_read_rps": uncached["rps"],
         "uncached_read_p50_ms": uncached.get("p50"),
         "uncached_read_p99_ms": uncached.get("p99"),
-        "paced_read_rps": paced["rps"],
+        "paced_read_rps": paced.get("rps"),
         "paced_read_p50_ms": paced.get("p50"),
         "paced_read_p99_ms": paced.get("p99"),
         "write_acked_per_s": round(acked, 1),
@@ -265,21 +276,31 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--appends", type=int, default=640, help="in-process baseline size")
-    parser.add_argument("--paced-rps", type=int, default=1000, help="rate of the paced read")
+    parser.add_argument(
+        "--paced-rps", type=int, default=1000, help="rate of the paced read (0: no paced run)"
+    )
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of each warm-up run")
     parser.add_argument(
         "--backend", action="append", choices=("sqlite", "postgresql"),
         help="default: both",
     )  # fmt: skip
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_api needs wrk (Debian: apt-get install wrk)")
     print(f"HTTP API load on loopback: {CONNECTIONS} connections, {args.workers} workers, "
           f"{args.seconds} s per run, {os.cpu_count()} CPUs")  # fmt: skip
+    results: dict[str, object] = {}
     with scratch_stores() as new_store:
         for backend in args.backend or ["sqlite", "postgresql"]:
             result = run_backend(backend, new_store, args)
+            results[backend] = result
             print(json.dumps(result))
             sys.stdout.flush()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        report = {"connections": CONNECTIONS, "workers": args.workers, "seconds": args.seconds}
+        args.json.write_text(json.dumps({**report, "backends": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ ratios mean something on any machine. Run with ``make bench`` (or ``--quick`` fo
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -49,7 +50,7 @@ def stores(
 ) -> Iterator[list[tuple[str, Callable[[], Settings], dict[str, str]]]]:
     """Fresh (settings factory, raw env) per backend; each call of the factory is a new store."""
     with scratch_stores() as new_store:
-        yield [(name, lambda name=name: new_store(name), {}) for name in backends]
+        yield [(name, functools.partial(new_store, name), {}) for name in backends]
 
 
 def raw_app(settings: Settings) -> Application[Any]:
@@ -181,12 +182,12 @@ def raw_read(settings: Settings) -> int:
         return count
     import sqlite3
 
-    conn = sqlite3.connect(f"file:{settings.sqlite_path}?mode=ro", uri=True)
-    cursor = conn.execute(query.format(on="s.rowid = e.event_id"))
-    while batch := cursor.fetchmany(2000):
+    db = sqlite3.connect(f"file:{settings.sqlite_path}?mode=ro", uri=True)
+    rows = db.execute(query.format(on="s.rowid = e.event_id"))
+    while batch := rows.fetchmany(2000):
         for _row in batch:
             count += 1
-    conn.close()
+    db.close()
     return count
 
 
