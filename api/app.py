@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.staticfiles import StaticFiles
 
 from api.auth import RateLimiter
 from api.cache import CachedReads, LatestIndex, ReadCache
@@ -26,6 +25,7 @@ from api.routes import documents, exports, health, log, people, public, writes
 from api.routes.health import metrics_router
 from api.web import STATIC_DIR as WEB_STATIC
 from api.web import router as web_router
+from api.web.site import StaticAssets
 from api.workspace import router as workspace_router
 from ledger.application import LedgerApplication
 from ledger.keys import ConfigurationError, load_signer
@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(metrics_router)
     app.include_router(web_router)
     app.include_router(workspace_router)
-    app.mount("/static", StaticFiles(directory=WEB_STATIC), name="static")
+    app.mount("/static", StaticAssets(directory=WEB_STATIC), name="static")
     install_openapi(app)
     # Outermost: every request, cached or not, gets a request id, a metric and a log line.
     app.add_middleware(RequestLog, metrics=app.state.metrics, access_log=settings.access_log)

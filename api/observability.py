@@ -48,6 +48,7 @@ __all__ = [
 
 log = logging.getLogger("ledger.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_ALWAYS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"))
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -235,6 +236,12 @@ class RequestLog:
                 status = int(message["status"])
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id.encode("ascii")))
+                # Every answer, including FastAPI's own /docs and /redoc pages: no framing,
+                # no MIME sniffing (pages of ours also carry a strict CSP).
+                names = {name.lower() for name, _ in headers}
+                for name, value in _ALWAYS:
+                    if name not in names:
+                        headers.append((name, value))
                 message = {**message, "headers": headers}
             await send(message)
 

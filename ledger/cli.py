@@ -532,9 +532,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             log_level=log_level,
             workers=args.workers,
             access_log=False,  # the app logs each request itself, with its request id
+            timeout_graceful_shutdown=10,  # a stop is not held up by idle or slow clients
         )
     else:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, access_log=False)
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
     return EXIT_OK
 
 

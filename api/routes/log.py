@@ -223,6 +223,8 @@ def _parse_tile_path(path: str) -> tuple[int, int | None]:
     if match is None:
         raise ProblemError(404, "Not a tile path", f"{path!r} is not a tlog-tiles index path")
     groups = [g[1:] for g in match.group(1).split("/") if g] + [match.group(2)]
+    if len(groups) > 7:  # 2^63 / 256 has 17 digits: six x-groups and the last
+        raise ProblemError(404, "Not a tile path", "the tile index is out of range")
     index = int("".join(groups))
     width = None if match.group(3) is None else int(match.group(3))
     if width is not None and not 1 <= width < TILE_WIDTH:

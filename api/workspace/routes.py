@@ -98,7 +98,9 @@ async def static(name: str) -> Response:
     path = STATIC_DIR / name
     if name not in {p.name for p in STATIC_DIR.glob("*") if p.is_file()}:
         return Response("not found", status_code=404, media_type="text/plain")
-    return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+    return FileResponse(
+        path, headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    )
 
 
 # Signing in and out ------------------------------------------------------------------------
