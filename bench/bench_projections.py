@@ -1,11 +1,19 @@
 """Read-model benchmark: rebuild rate against a raw read of the log, and a long history.
 
 Records N entries of proposal activity (tablings, amendments, decisions, revisions) plus one
-proposal revised 200 times, then times ``Runner.rebuild()`` of every view beside a raw read
-of the same entries (fetch + JSON parse, nothing applied), and the median time to read the
-200-version proposal's versions with provenance.
+proposal revised 200 times, then times, beside a raw read of the same entries (fetch + JSON
+parse, nothing applied):
 
-    python bench/bench_projections.py [--entries N] [--backends sqlite,postgresql] [--json FILE]
+* ``Runner.rebuild()`` of every view (one process), and ``rebuild(workers=2)`` (the views
+  split across two processes);
+* ``Runner.rebuild([view])`` of each view alone, in one process;
+
+each over views already built (so the reset's emptying counts), after one untimed rebuild,
+as the median of ``--repeat`` runs (other load on the machine makes single runs noisy);
+and the median time to read the 200-version proposal's versions with provenance.
+
+    python bench/bench_projections.py [--entries N] [--repeat N] [--quick]
+        [--backends sqlite,postgresql] [--json FILE]
 """
 
 from __future__ import annotations
@@ -113,12 +121,26 @@ def fill(settings: Settings, entries: int) -> str:
     return str(long.id)
 
 
+def timed_rebuild(runner: Runner, names: list[str] | None, workers: int, repeat: int) -> float:
+    """Median seconds of ``repeat`` rebuilds of ``names`` (None: every view)."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        runner.rebuild(names, workers=workers)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entries", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3, help="rebuilds timed (median)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for smoke runs")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.quick:
+        args.entries, args.repeat = min(args.entries, 2_000), 1
     results: dict[str, Any] = {}
     with scratch_stores() as new_store:
         for backend in args.backends.split(","):
@@ -134,11 +156,15 @@ def main() -> None:
                     orjson.loads(raw)
             raw_rate = size / (time.perf_counter() - started)
             db = connect_views(settings)
-            runner = Runner(db, log, all_views())
+            runner = Runner(db, log, all_views(), settings=settings)
             runner.setup()
-            started = time.perf_counter()
-            runner.rebuild()
-            rebuild_rate = size / (time.perf_counter() - started)
+            print(f"[{backend}] rebuilding …", file=sys.stderr)
+            runner.rebuild(workers=1)  # untimed: builds the views the timed runs replace
+            serial = timed_rebuild(runner, None, 1, args.repeat)
+            parallel = timed_rebuild(runner, None, 2, args.repeat)
+            per_view = {
+                name: size / timed_rebuild(runner, [name], 1, args.repeat) for name in runner.views
+            }
             at = runner.as_of_index(None)
             timings = []
             for _ in range(50):
@@ -149,22 +175,35 @@ def main() -> None:
             results[backend] = {
                 "entries": size,
                 "raw_read_per_s": raw_rate,
-                "rebuild_per_s": rebuild_rate,
-                "rebuild_vs_raw_read": rebuild_rate / raw_rate,
+                "rebuild_per_s": size / serial,
+                "rebuild_vs_raw_read": size / serial / raw_rate,
+                "rebuild_2_processes_per_s": size / parallel,
+                "rebuild_2_processes_split": len(runner.plan(2)) == 2,
+                "rebuild_per_view_per_s": per_view,
                 "history_200_versions_median_ms": statistics.median(timings) * 1000,
             }
             db.close()
             log.close()
     print(
-        "| backend | entries | raw read/s | rebuild/s | ratio | 200-version history ms (median) |"
+        "| backend | entries | raw read/s | rebuild/s | ratio | rebuild/s, 2 processes "
+        "| 200-version history ms (median) |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
+        split = "" if r["rebuild_2_processes_split"] else " (not split: too few entries)"
         print(
             f"| {name} | {r['entries']:,} | {r['raw_read_per_s']:,.0f} | "
             f"{r['rebuild_per_s']:,.0f} | {r['rebuild_vs_raw_read']:.2f} | "
+            f"{r['rebuild_2_processes_per_s']:,.0f}{split} | "
             f"{r['history_200_versions_median_ms']:.2f} |"
         )
+    views = list(next(iter(results.values()))["rebuild_per_view_per_s"]) if results else []
+    print()
+    print("| backend | " + " | ".join(views) + " |")
+    print("|---|" + "---:|" * len(views))
+    for name, r in results.items():
+        rates = r["rebuild_per_view_per_s"]
+        print(f"| {name} | " + " | ".join(f"{rates[v]:,.0f}" for v in views) + " |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -52,6 +52,7 @@ class ConsultationsView:
 
     name = "consultations"
     tables = ("pv_consultations", "pv_consultation_responses")
+    topics = ("consultation.",)  # the entry types it reads (by prefix)
 
     def create(self, db: Db) -> None:
         for statement in _DDL:

@@ -66,6 +66,7 @@ class MeetingsView:
 
     name = "meetings"
     tables = ("pv_meetings", "pv_meeting_outcomes")
+    topics = ("meeting.",)  # the entry types it reads (by prefix)
 
     def create(self, db: Db) -> None:
         for statement in _DDL:

@@ -43,6 +43,7 @@ class OrganisationsView:
 
     name = "organisations"
     tables = ("pv_organisations", "pv_memberships")
+    topics = ("organisation.",)  # the entry types it reads (by prefix)
 
     def create(self, db: Db) -> None:
         for statement in _DDL:

@@ -43,6 +43,7 @@ class ProcessView:
 
     name = "process"
     tables = ("pv_processes", "pv_strands", "pv_phases")
+    topics = ("process.",)  # the entry types it reads (by prefix)
 
     def create(self, db: Db) -> None:
         for statement in _DDL:

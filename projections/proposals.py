@@ -65,6 +65,7 @@ class ProposalsView:
 
     name = "proposals"
     tables = ("pv_proposals", "pv_versions", "pv_amendments", "pv_proposal_timeline")
+    topics = ("proposal.",)  # the entry types it reads (by prefix)
 
     def create(self, db: Db) -> None:
         for statement in _DDL:
@@ -76,6 +77,11 @@ class ProposalsView:
             return
         pid, data, at = entry.subject_id, entry.data, entry.index
         kind = entry.type.split(".", 1)[1]
+        actor = as_json(entry.actor)
+        if "sections" in data:
+            detail = as_json({k: v for k, v in data.items() if k != "sections"})
+        else:
+            detail = as_json(data)
         insert_row(
             db,
             "pv_proposal_timeline",
@@ -84,8 +90,8 @@ class ProposalsView:
                 "idx": at,
                 "time": entry.time,
                 "type": entry.type,
-                "actor": as_json(entry.actor),
-                "detail": as_json({k: v for k, v in data.items() if k != "sections"}),
+                "actor": actor,
+                "detail": detail,
             },
         )
         if kind == "tabled":

@@ -55,6 +55,7 @@ class PublicationsView:
 
     name = "publications"
     tables = ("pv_publications",)
+    topics = ("publication.",)  # the entry types it reads (by prefix)
 
     def create(self, db: Db) -> None:
         for statement in _DDL:

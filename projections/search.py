@@ -19,9 +19,10 @@ Table ``pv_search_docs`` holds the documents, each with a ``doc_id`` derived fro
 that made it (``index * 16 + position``), so a rebuild gives the same ids. The index is:
 
 * SQLite: a plain FTS5 table ``pv_search_fts(title, body)`` (Porter stemming, diacritics
-  folded) whose rowid is the ``doc_id``, kept by triggers on ``pv_search_docs`` (a row
-  inserted is indexed, a row deleted, as in a rebuild, is dropped), so the documents table
-  is the one source of truth on both stores. Old versions stay indexed; the join on
+  folded) whose rowid is the ``doc_id``. Each runner batch indexes the documents it wrote
+  in the same transaction, with one statement (:meth:`SearchView.finish_batch`), and a reset
+  drops and recreates the index (:meth:`SearchView.clear`), so the documents table is the
+  one source of truth on both stores. Old versions stay indexed; the join on
   ``pv_search_docs`` keeps only those in force at ``at``. Ranked by ``bm25`` with the title
   weighted above the body; snippets by ``snippet()``.
 * PostgreSQL: a generated ``tsv tsvector`` column (``english``; title weight A, body B) with
@@ -39,7 +40,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger.errors import InvalidInputError
-from projections.base import Entry, current_row, replace_row
+from projections.base import Entry, clear_tables, current_field, replace_row
 from projections.db import Db
 
 __all__ = ["KINDS", "SearchView", "search"]
@@ -73,15 +74,18 @@ _PG_TSV = (
     "setweight(to_tsvector('english'::regconfig, body), 'B')"
 )
 
+_FTS_SQLITE = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS} USING fts5(title, body, "
+    "tokenize = 'porter unicode61 remove_diacritics 2')"
+)
 _DDL_SQLITE = [
     f"CREATE TABLE IF NOT EXISTS {DOCS} ({_COLUMNS}, {_KEY})",
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS} USING fts5(title, body, "
-    "tokenize = 'porter unicode61 remove_diacritics 2')",
-    f"CREATE TRIGGER IF NOT EXISTS {DOCS}_indexed AFTER INSERT ON {DOCS} BEGIN "
-    f"INSERT INTO {FTS} (rowid, title, body) "
-    f"VALUES (new.doc_id, {_indexed_title_sql('new.')}, new.body); END",
-    f"CREATE TRIGGER IF NOT EXISTS {DOCS}_unindexed AFTER DELETE ON {DOCS} BEGIN "
-    f"DELETE FROM {FTS} WHERE rowid = old.doc_id; END",
+    _FTS_SQLITE,
+    # Older releases kept the index by triggers, one FTS5 insert per document (and FTS5
+    # flushes its pending terms at every statement: one tiny segment per document). The
+    # view now indexes each batch's documents in one statement (``finish_batch``).
+    f"DROP TRIGGER IF EXISTS {DOCS}_indexed",
+    f"DROP TRIGGER IF EXISTS {DOCS}_unindexed",
 ]
 _DDL_POSTGRESQL = [
     f"CREATE TABLE IF NOT EXISTS {DOCS} ({_COLUMNS}, "
@@ -109,21 +113,57 @@ def _section_text(sections: Any) -> str:
     parts: list[str] = []
     for section in sections or []:
         if isinstance(section, dict):
-            parts.extend(str(section.get(k) or "") for k in ("heading", "text"))
-    return "\n".join(p for p in parts if p)
+            heading, text = section.get("heading"), section.get("text")
+            if heading:  # a JSON value that is true is never an empty string
+                parts.append(str(heading))
+            if text:
+                parts.append(str(text))
+    return "\n".join(parts)
 
 
 class SearchView:
     """Full-text search documents, versioned by log index."""
 
     name = "search"
-    tables = (DOCS, MEETINGS)  # on SQLite, deleting documents unindexes them
+    tables = (DOCS, MEETINGS)  # on SQLite, ``clear`` also empties the full-text index
+    topics = (
+        "proposal.tabled",
+        "proposal.revised",
+        "proposal.amendment_proposed",
+        "meeting.scheduled",
+        "meeting.outcome_recorded",
+        "publication.published",
+        "publication.embargoed",
+    )
 
     def create(self, db: Db) -> None:
         """Create the documents table, its full-text index and the meeting titles."""
         ddl = _DDL_SQLITE if db.dialect == "sqlite" else _DDL_POSTGRESQL
         for statement in [*ddl, *_DDL_COMMON]:
             db.execute(statement)
+
+    def clear(self, db: Db) -> None:
+        """Empty the view (inside the runner's reset transaction). On SQLite the full-text
+        index is dropped and made anew: far faster than deleting its rows one by one."""
+        clear_tables(db, self.tables)
+        if db.dialect == "sqlite":
+            db.execute(f"DROP TABLE IF EXISTS {FTS}")
+            db.execute(_FTS_SQLITE)
+
+    def finish_batch(self, db: Db, start: int, end: int) -> None:
+        """SQLite: index the documents the batch of entries ``start``..``end`` wrote (their
+        ``doc_id`` derives from their entry's index), in the batch's own transaction, with one
+        statement. PostgreSQL computes its ``tsv`` column itself."""
+        if db.dialect != "sqlite":
+            return
+        # OR REPLACE: where an older release's trigger (recreated by an older process's
+        # setup, during an upgrade) has indexed a document already, it is indexed once.
+        db.execute(
+            f"INSERT OR REPLACE INTO {FTS} (rowid, title, body) "
+            f"SELECT doc_id, {_indexed_title_sql()}, body FROM {DOCS} "
+            "WHERE doc_id >= ? AND doc_id < ? ORDER BY doc_id",
+            [start * _PER_ENTRY, end * _PER_ENTRY],
+        )
 
     def apply(self, db: Db, entry: Entry) -> None:
         """Index the text an entry brings (ignores entries without searchable text)."""
@@ -156,8 +196,7 @@ class SearchView:
             )
         elif entry.type == "meeting.outcome_recorded":
             outcome_id = str(data["outcome_id"])
-            meeting = current_row(db, MEETINGS, {"id": subject})
-            title = meeting["title"] if meeting else ""
+            title = current_field(db, MEETINGS, {"id": subject}, "title") or ""
             label = f"Outcome {outcome_id}" + (f" of {title}" if title else "")
             body = "\n".join(
                 str(item.get("text") or "")
@@ -171,8 +210,8 @@ class SearchView:
 
     @staticmethod
     def _current_title(db: Db, kind: str, ref_id: str, sub_id: str) -> str | None:
-        found = current_row(db, DOCS, {"kind": kind, "ref_id": ref_id, "sub_id": sub_id})
-        return None if found is None else str(found["title"])
+        found = current_field(db, DOCS, {"kind": kind, "ref_id": ref_id, "sub_id": sub_id}, "title")
+        return None if found is None else str(found)
 
     @staticmethod
     def _put(

@@ -38,6 +38,7 @@ __all__ = [
     "Names",
     "PageError",
     "Paging",
+    "StaticAssets",
     "View",
     "clean_id",
     "clean_int",
