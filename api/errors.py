@@ -16,7 +16,6 @@ from ledger.errors import (
     LedgerError,
     NotFoundError,
     RuleViolationError,
-    StaleVersionError,
     StorageError,
 )
 from ledger.storage import connection_errors
@@ -93,8 +92,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def on_ledger_error(request: Request, exc: LedgerError) -> JSONResponse:
         extra: dict[str, Any] = {}
-        if isinstance(exc, StaleVersionError):
-            extra["current_version"] = exc.current_version
+        current = getattr(exc, "current_version", None)
+        if isinstance(exc, ConflictError) and current is not None:
+            extra["current_version"] = current
         for kind, status, title in _STATUS:
             if isinstance(exc, kind):
                 if status == 400 and request.method not in ("GET", "HEAD"):

@@ -242,7 +242,22 @@ class LedgerApplication(Application[UUID]):
     # eventsourcing wiring ------------------------------------------------------------------
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
-        return Environment(name, {})  # Settings is the only source of configuration
+        # Settings is the only source of configuration. Records are cached between commands
+        # and brought up to date by reading only the events after the cached version
+        # ("fast-forward", which also sees other processes' writes); each command gets a
+        # deep copy, so a refused command never changes the cache. Without it, a record
+        # with many events (a consultation with 100,000 responses) would be replayed in
+        # full for every command on it.
+        return Environment(
+            name,
+            {
+                "AGGREGATE_CACHE_MAXSIZE": str(self.settings.aggregate_cache),
+                "AGGREGATE_CACHE_FASTFORWARD": "y",
+                "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
+            }
+            if self.settings.aggregate_cache
+            else {},
+        )
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
         factory: InfrastructureFactory[Any] = factory_for(
@@ -374,7 +389,8 @@ class LedgerApplication(Application[UUID]):
                 committed = self._committer.commit(events, rows)
         except IntegrityError as exc:
             raise ConcurrentWriteError(
-                "another official changed this record at the same time; reload and retry"
+                "another official changed this record at the same time; reload and retry",
+                current_version=self._current_version(aggregates),
             ) from exc
         except (OperationalError, InterfaceError) as exc:
             raise StorageError(f"the ledger store is unavailable: {exc}") from exc
@@ -398,6 +414,16 @@ class LedgerApplication(Application[UUID]):
             checkpoint,
             tuple(proof),
         )
+
+    def _current_version(self, aggregates: Sequence[LedgerAggregate]) -> int | None:
+        """After a lost race on one existing record: its version now (for the 409)."""
+        if len(aggregates) != 1:
+            return None
+        subject = str(aggregates[0].id)
+        try:
+            return self._read(lambda reader: reader.subject_version(subject))
+        except Exception:  # only a hint for the client: never mask the conflict
+            return None
 
     def _witness(self, size: int, note: str) -> str:
         """Submit a new checkpoint to the configured witnesses; store their cosignatures.

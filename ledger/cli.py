@@ -507,7 +507,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         data_dir = Path(args.data_dir or "ledger-demo")
         demo_args = argparse.Namespace(data_dir=str(data_dir), database_url=None, quiet=True)
         _cmd_demo(demo_args)
-        settings = Settings(data_dir=data_dir, demo=True)
+        # A person at a terminal: readable log lines unless LEDGER_LOG_FORMAT says otherwise.
+        if os.environ.get("LEDGER_LOG_FORMAT") == "json":
+            settings = Settings(data_dir=data_dir, demo=True, log_format="json")
+        else:
+            settings = Settings(data_dir=data_dir, demo=True, log_format="text")
         tokens = _demo_tokens(settings)
     if args.log_level:
         settings = settings.model_copy(update={"log_level": args.log_level})
@@ -554,6 +558,7 @@ def _settings_env(settings: Settings) -> dict[str, str]:
         "LEDGER_PG_SCHEMA": settings.pg_schema,
         "LEDGER_DEMO": "1" if settings.demo else "0",
         "LEDGER_LOG_LEVEL": settings.log_level,
+        "LEDGER_LOG_FORMAT": settings.log_format,
     }
     if settings.database_url:
         env["LEDGER_DATABASE_URL"] = settings.database_url

@@ -64,6 +64,10 @@ class StaleVersionError(ConflictError):
 class ConcurrentWriteError(ConflictError):
     """Another writer recorded an event for the same aggregate first."""
 
+    def __init__(self, message: str, *, current_version: int | None = None) -> None:
+        super().__init__(message)
+        self.current_version = current_version  # the record's version now, when known
+
 
 class RuleViolationError(LedgerError):
     """The command breaks a rule of the policy process."""

@@ -44,7 +44,7 @@ class TileCache:
     pile up one entry per size.
     """
 
-    def __init__(self, capacity: int = 4096, *, max_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, capacity: int = 4096, *, max_bytes: int = 64 * 1024 * 1024) -> None:
         self._capacity = capacity
         self._max_bytes = max_bytes
         self._bytes = 0

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     group_commit_max: int = Field(
         default=128, ge=1, description="most commands written together in one transaction"
     )
+    aggregate_cache: int = Field(
+        default=256,
+        ge=0,
+        description="records each process keeps between commands, brought up to date "
+        "from the log on each use (0 turns it off)",
+    )
     cors_origins: list[str] = Field(
         default=[],
         description='JSON list of origins allowed to read the public API from browsers; "*" '

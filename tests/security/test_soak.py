@@ -3,7 +3,7 @@
 Client threads on loopback write several kinds of command (organisations, processes with
 strands, proposals, amendments, decisions on them) and read what the public reads (a
 proposal's history, lists, the checkpoint, entries with proofs, inclusion and consistency
-proofs) for ``LEDGER_SOAK_SECONDS`` (default 20; ``make soak`` runs 600). Meanwhile the
+proofs) for ``LEDGER_SOAK_SECONDS`` (default 12; ``make soak`` runs 600). Meanwhile the
 server's worker processes' resident memory is sampled twice a second.
 
 Passes when:
@@ -52,7 +52,7 @@ from tests.security.test_crash import (
     vkey_of,
 )
 
-SECONDS = float(os.environ.get("LEDGER_SOAK_SECONDS", "20"))
+SECONDS = float(os.environ.get("LEDGER_SOAK_SECONDS", "12"))
 WRITERS = 2
 READERS = 3
 SAMPLE_EVERY = 0.5  # seconds between RSS samples
