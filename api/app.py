@@ -38,9 +38,12 @@ from projections.db import connect_views
 from projections.leader import follow_when_leader
 from projections.runner import Runner
 
-__all__ = ["VERSION", "create_app"]
+__all__ = ["FOLLOWER_CACHE_ROWS", "VERSION", "create_app"]
 
 VERSION = "0.1.0"
+# Rows the serving process's read-model follower keeps between batches (it runs for months:
+# its memory must stay flat; a rebuild keeps many more).
+FOLLOWER_CACHE_ROWS = 20_000
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -69,7 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.readers = readers
         # The read models: create their tables, then keep them current in the background.
         follower = Runner(
-            connect_views(settings), open_reader(settings, snapshot=False), all_views()
+            connect_views(settings),
+            open_reader(settings, snapshot=False),
+            all_views(),
+            cache_rows=FOLLOWER_CACHE_ROWS,
         )
         follower.setup()
         stop = threading.Event()

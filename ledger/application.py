@@ -190,6 +190,15 @@ class Receipt:
         }
 
 
+def _store_error(exc: PersistenceError) -> StorageError:
+    """A failed write that is not a lost race: the store is down, or refused the write."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return StorageError(f"the ledger store is unavailable: {exc}")
+    return StorageError(
+        f"the ledger store refused the write ({exc}); has `ledger migrate` been run?"
+    )
+
+
 # What a command returns inside ``LedgerApplication.batch``: its entry has no index yet.
 _QUEUED = Receipt(-1, "", b"", 0, "", ())
 
@@ -219,7 +228,7 @@ class LedgerApplication(Application[UUID]):
         self._reader_lock = threading.Lock()
         self._side: SideStore | None = None
         self._vault: Vault | None = None
-        self._tiles = TileCache()
+        self._tiles = TileCache(max_bytes=16 * 1024 * 1024)  # witnesses' consistency proofs
         self._committer = GroupCommitter(self._put, max_batch=self.settings.group_commit_max)
         self._witnessed: dict[str, int] = {}  # witness URL → size it last cosigned
         # Called after each committed command with (entries, seconds to commit): metrics.
@@ -316,12 +325,8 @@ class LedgerApplication(Application[UUID]):
                 "a record this batch creates already exists, or another writer changed one "
                 "of its records meanwhile; nothing of the batch was written"
             ) from exc
-        except (OperationalError, InterfaceError) as exc:
-            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
         except PersistenceError as exc:
-            raise StorageError(
-                f"the ledger store refused the write ({exc}); has `ledger migrate` been run?"
-            ) from exc
+            raise _store_error(exc) from exc
         if sealed.checkpoint is not None:
             self._witness(sealed.tree.size, sealed.checkpoint)
         return sealed
@@ -392,12 +397,8 @@ class LedgerApplication(Application[UUID]):
                 "another official changed this record at the same time; reload and retry",
                 current_version=self._current_version(aggregates),
             ) from exc
-        except (OperationalError, InterfaceError) as exc:
-            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
         except PersistenceError as exc:
-            raise StorageError(
-                f"the ledger store refused the write ({exc}); has `ledger migrate` been run?"
-            ) from exc
+            raise _store_error(exc) from exc
         sealed = committed.sealed
         if sealed.checkpoint is None:
             raise StorageError("the store committed the entry without a checkpoint")

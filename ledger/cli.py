@@ -265,17 +265,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    from ledger.storage import factory_for
+    from ledger.storage import create_schema
 
     settings = _settings(args)
-    try:
-        factory = factory_for(settings, create_tables=True)
-        factory.application_recorder()
-        factory.close()
-    except Exception as exc:  # the driver's own errors, e.g. no server or no rights
-        raise StorageError(
-            f"cannot create the schema at {settings.describe_store()}: {exc}"
-        ) from exc
+    create_schema(settings)
     runner = _open_runner(settings)  # the read models' tables and tracking, too
     runner.db.close()
     runner.log.close()

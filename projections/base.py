@@ -171,7 +171,15 @@ class Buffer:
     of round trips, not several per entry. Reads of rows written earlier are served from
     here (the row cache), across the consecutive batches of one runner."""
 
-    def __init__(self, *, complete: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        complete: bool = False,
+        max_rows: int = MAX_CACHED_ROWS,
+        max_evicted: int = MAX_EVICTED,
+    ) -> None:
+        self.max_rows = max_rows
+        self.max_evicted = max_evicted
         # Current rows by (table, keys); kept across consecutive batches of one runner. When
         # ``complete`` (the views were empty when this cache began), a key it does not hold
         # has no current row, unless its row was evicted (``evicted`` holds the hashes of
@@ -196,7 +204,7 @@ class Buffer:
         writes = self.writes
         self.writes = Writes()
         self.pending.clear()
-        if len(self.current) > MAX_CACHED_ROWS:
+        if len(self.current) > self.max_rows:
             self.evict()
         return writes
 
@@ -206,7 +214,7 @@ class Buffer:
         them it stops being complete and asks the database about every key it lacks."""
         if self.complete:
             self.evicted.update(hash(key) for key, row in self.current.items() if row is not None)
-            if len(self.evicted) > MAX_EVICTED:
+            if len(self.evicted) > self.max_evicted:
                 self.evicted.clear()
                 self.complete = False
         self.current.clear()

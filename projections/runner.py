@@ -25,7 +25,7 @@ from ledger.errors import LedgerError
 from ledger.settings import Settings
 from ledger.storage import LogReader
 from projections import all_views
-from projections.base import Buffer, Entry, View, clear_tables
+from projections.base import MAX_CACHED_ROWS, Buffer, Entry, View, clear_tables
 from projections.db import Db
 
 __all__ = ["Runner", "ViewTimeoutError"]
@@ -129,6 +129,7 @@ class Runner:
         *,
         batch: int = 5000,
         settings: Settings | None = None,
+        cache_rows: int = MAX_CACHED_ROWS,
     ):
         self.db = db
         self.log = log
@@ -142,6 +143,9 @@ class Runner:
         self._buffer: Buffer | None = None
         self._buffer_end = -1
         self._buffer_views: frozenset[str] = frozenset()
+        # Rows kept between batches: many for a rebuild, few for a long-running follower
+        # (whose memory must stay flat), with a tenth as many evicted keys remembered.
+        self.cache_rows = cache_rows
 
     def setup(self) -> None:
         """Create tracking, the entry index and every view's tables (idempotent)."""
@@ -221,7 +225,11 @@ class Runner:
             and self._buffer_views == names_behind
         )
         if not consecutive:
-            self._buffer = Buffer(complete=start == 0)
+            self._buffer = Buffer(
+                complete=start == 0,
+                max_rows=self.cache_rows,
+                max_evicted=max(10 * self.cache_rows, 1000),
+            )
             self._buffer_views = names_behind
         buffer = self._buffer
         assert buffer is not None

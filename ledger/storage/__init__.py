@@ -16,6 +16,7 @@ __all__ = [
     "HEAD_TABLE",
     "LogReader",
     "connection_errors",
+    "create_schema",
     "factory_for",
     "open_reader",
 ]
@@ -27,6 +28,20 @@ def connection_errors() -> tuple[type[Exception], ...]:
     from eventsourcing.persistence import InterfaceError, OperationalError
 
     return (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError)
+
+
+def create_schema(settings: Settings) -> None:
+    """Create the log's tables (and side tables) if missing; never drops or rewrites."""
+    from ledger.errors import StorageError
+
+    try:
+        factory = factory_for(settings, create_tables=True)
+        factory.application_recorder()
+        factory.close()
+    except Exception as exc:  # the driver's own errors, e.g. no server or no rights
+        raise StorageError(
+            f"cannot create the schema at {settings.describe_store()}: {exc}"
+        ) from exc
 
 
 def factory_for(settings: Settings, *, create_tables: bool) -> Any:

@@ -40,6 +40,7 @@ import orjson
 
 from ledger.errors import InvalidInputError, StorageError
 from ledger.settings import Settings
+from ledger.storage import create_schema
 from ledger.storage.base import (
     CHECKPOINTS_TABLE,
     ENTRIES_TABLE,
@@ -395,19 +396,6 @@ def _is_empty(cur: Any, store: _Store) -> bool:
     return True
 
 
-def _create_schema(settings: Settings) -> None:
-    from ledger.storage import factory_for
-
-    try:
-        factory = factory_for(settings, create_tables=True)
-        factory.application_recorder()
-        factory.close()
-    except Exception as exc:  # the driver's own errors, e.g. no server or no rights
-        raise StorageError(
-            f"cannot create the schema at {settings.describe_store()}: {exc}"
-        ) from exc
-
-
 def restore(settings: Settings, path: Path, *, progress: Progress | None = None) -> BackupSummary:
     """Restore a backup into the (empty) store of ``settings``, all in one transaction.
 
@@ -416,7 +404,7 @@ def restore(settings: Settings, path: Path, *, progress: Progress | None = None)
     """
     reader = _Reader(path)
     summary = _header(reader)
-    _create_schema(settings)
+    create_schema(settings)
     store = _Store(settings)
     try:
         with store.transaction() as cur:

@@ -66,6 +66,15 @@ def env_from_url(url: str) -> dict[str, str]:
 COPY_THRESHOLD = 64
 
 
+def _head(row: DictRow | None) -> Head:
+    """The head row read under the write lock, as the sequencer takes it."""
+    if row is None:
+        raise StorageError("the ledger_head row is missing: run `ledger migrate`")
+    return Head(
+        row["size"], bytes(row["head_hash"]), unpack_edge(bytes(row["edge"])), bytes(row["key_id"])
+    )
+
+
 def _schema_statements(schema: str) -> list[Composed]:
     def table(name: str) -> Composed:
         return SQL("{}.{}").format(Identifier(schema), Identifier(name))
@@ -186,15 +195,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             pipeline.sync()
             event_ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
             assert event_ids is not None
-            head = head_cursor.fetchone()
-            if head is None:
-                raise StorageError("the ledger_head row is missing: run `ledger migrate`")
-            stored_head = Head(
-                head["size"],
-                bytes(head["head_hash"]),
-                unpack_edge(bytes(head["edge"])),
-                bytes(head["key_id"]),
-            )
+            stored_head = _head(head_cursor.fetchone())
             sealed = seal(stored_head, stored_events, event_ids, self.publisher)
             self._write_sealed(curs, sealed)
             self._write_side_rows(curs, sealed, kwargs)
@@ -219,15 +220,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._lock_table(curs)
             self._notify_channel(curs)
             curs.execute(self._select_head, prepare=True)
-            head = curs.fetchone()
-            if head is None:
-                raise StorageError("the ledger_head row is missing: run `ledger migrate`")
-            stored_head = Head(
-                head["size"],
-                bytes(head["head_hash"]),
-                unpack_edge(bytes(head["edge"])),
-                bytes(head["key_id"]),
-            )
+            stored_head = _head(curs.fetchone())
             curs.execute(self._allocate_ids, (count,))
             event_ids = [row["id"] for row in curs.fetchall()]
             with curs.copy(self._copy_events) as copy:

@@ -536,7 +536,7 @@ def vkey_of(settings: Settings) -> str:
 
 def serving_env(env: dict[str, str]) -> dict[str, str]:
     # A write budget no test client reaches; a few threads and pooled connections.
-    return {**env, "LEDGER_WRITE_BURST": "100000", "LEDGER_API_THREADS": "6"}
+    return {**env, "LEDGER_WRITE_RATE": "0", "LEDGER_API_THREADS": "6"}
 
 
 # kill -9 of the API server -----------------------------------------------------------------
