@@ -458,9 +458,11 @@ def test_compare_and_swap_lets_one_writer_advance(tmp_path: Path) -> None:
         thread.join(60)
     stored = state.size(ORIGIN)
     assert sorted(outcomes, key=str) == sorted(["won", *[stored] * 15], key=str)
+    # Another root at the stored size (a fork sharing no entry, so whichever size won —
+    # even 1 — its root differs) is refused.
     with pytest.raises(StateConflictError):
         state.compare_and_swap(
-            ORIGIN, stored, WitnessRecord(ORIGIN, stored, log.fork(1).grow(30).root(stored), "x")
+            ORIGIN, stored, WitnessRecord(ORIGIN, stored, log.fork(0).grow(30).root(stored), "x")
         )
 
 
