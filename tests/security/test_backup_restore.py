@@ -20,12 +20,12 @@ from ledger.audit import BundleSource, audit
 from ledger.audit.errors import ConsistencyError
 from ledger.errors import InvalidInputError
 from ledger.keys import load_signer
-from ledger.storage import open_reader
 from ledger.storage.backup import read_backup_header, restore, write_backup
 from ledger.storage.side import SideStore
 from ledger.verify import verify_store
 from tests.conftest import BACKENDS, Store, make_store
 from tests.helpers import OFFICIAL, record_sample
+from tests.integration.test_import import all_entries
 
 ADMIN = Actor("admin", "admin", "cabinet-office")
 
@@ -41,15 +41,6 @@ def _cli(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _entries(store: Store) -> list[bytes]:
-    reader = open_reader(store.settings)
-    try:
-        head = reader.head()
-        return reader.entries(0, head.size) if head else []
-    finally:
-        reader.close()
-
-
 def _vkey(store: Store) -> str:
     signer = load_signer(store.settings)
     assert signer is not None
@@ -57,7 +48,7 @@ def _vkey(store: Store) -> str:
 
 
 def _audit(store: Store, tmp: Path, state: Path) -> None:
-    bundle = tmp / f"bundle-{len(_entries(store))}.ndjson"
+    bundle = tmp / f"bundle-{len(all_entries(store))}.ndjson"
     done = _cli(store, "export", "--bundle", str(bundle))
     assert done.returncode == 0, done.stderr
     audit(BundleSource(bundle), vkey=_vkey(store), state_path=state)
@@ -78,7 +69,7 @@ def test_restore_verifies_continues_the_chain_and_auditors_see_the_rollback(
     assert done.returncode == 0, done.stderr
     assert "holds" in done.stdout
     header = read_backup_header(backup)
-    at_backup = _entries(store)
+    at_backup = all_entries(store)
     assert header.size == len(at_backup)
     assert header.rows["ledger_tokens"] == 1
 
@@ -99,7 +90,7 @@ def test_restore_verifies_continues_the_chain_and_auditors_see_the_rollback(
         restored = _cli(target, "restore", str(backup))
         assert restored.returncode == 0, restored.stderr
         assert "verified" in restored.stdout
-        assert _entries(target) == at_backup  # byte for byte, index for index
+        assert all_entries(target) == at_backup  # byte for byte, index for index
         report = verify_store(target.settings, jobs=1)
         assert report.ok
         assert report.size == len(at_backup)
@@ -121,7 +112,7 @@ def test_restore_verifies_continues_the_chain_and_auditors_see_the_rollback(
         )
         app.close()
         assert receipt.index == len(at_backup)
-        previous = _entries(target)[len(at_backup) - 1]
+        previous = all_entries(target)[len(at_backup) - 1]
         assert orjson.loads(receipt.entry)["prev"] == hashlib.sha256(previous).hexdigest()
         assert verify_store(target.settings, jobs=1).ok
         # … and once it is as long as what the auditor saw, it is a fork, not an extension.
@@ -135,14 +126,14 @@ def test_restore_refuses_a_store_that_holds_a_ledger(store: Store, tmp_path: Pat
     app.close()
     backup = tmp_path / "b.gz"
     write_backup(store.settings, backup)
-    before = _entries(store)
+    before = all_entries(store)
     with pytest.raises(InvalidInputError, match="already holds a ledger"):
         restore(store.settings, backup)
     refused = _cli(store, "restore", str(backup))
     assert refused.returncode != 0
     assert refused.stderr.count("\n") == 1
     assert "already holds a ledger" in refused.stderr
-    assert _entries(store) == before
+    assert all_entries(store) == before
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "not-gzip", "reorder"])
@@ -168,7 +159,7 @@ def test_a_damaged_backup_restores_nothing(tmp_path: Path, damage: str) -> None:
             assert result.returncode != 0
             assert result.stderr.count("\n") == 1, result.stderr
             if target.settings.sqlite_path.exists():  # a file that is no backup: not even that
-                assert _entries(target) == []
+                assert all_entries(target) == []
 
 
 def test_backup_is_one_snapshot_while_writers_carry_on(store: Store, tmp_path: Path) -> None:
