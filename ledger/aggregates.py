@@ -20,6 +20,7 @@ from eventsourcing.utils import register_topic
 from ledger import events as ev
 from ledger.actors import Actor
 from ledger.errors import InvalidInputError, RuleViolationError, StaleVersionError
+from ledger.text import check_fields, check_slug
 
 __all__ = [
     "ATTENDANCE_SEALED",
@@ -33,6 +34,7 @@ __all__ = [
     "PUBLICATION_KINDS",
     "STATUS_TRANSITIONS",
     "TOKEN_ROLES",
+    "UNATTRIBUTED",
     "AccessToken",
     "Consultation",
     "Correction",
@@ -74,6 +76,9 @@ ORGANISATION_KINDS = (
 DISCLOSURE_MODES = ("on_record", "non_attributed", "chatham_house", "private")
 ATTENDANCE_SEALED = ("chatham_house", "private")
 """Disclosure modes whose held entry records attendance only as salted commitments."""
+UNATTRIBUTED = ("non_attributed", "chatham_house", "private")
+"""Disclosure modes that attribute no one: nothing linked to such a meeting names an
+organisation (no proposer, no dissenter, no organisation in an outcome, no sponsor)."""
 DECISIONS = ("agreed", "disagreed", "withdrawn", "no_decision")
 CONSENSUS_STATES = ("banked", "still_to_discuss", "options")
 OUTCOME_ITEM_KINDS = ("decision", "action", "agreement", "disagreement", "option")
@@ -242,7 +247,10 @@ class LedgerAggregate(Aggregate):
     def _record(
         self, event_class: type[ev.LedgerEvent], actor: Actor, at: datetime, **fields: Any
     ) -> None:
-        self.trigger_event(event_class, actor=actor.as_entry(), timestamp=at, **fields)
+        entry_actor = actor.as_entry()
+        check_fields(fields)  # every path that records shares this: no control characters
+        check_fields(entry_actor, prefix="actor")
+        self.trigger_event(event_class, actor=entry_actor, timestamp=at, **fields)
 
     @classmethod
     def _start(
@@ -253,7 +261,10 @@ class LedgerAggregate(Aggregate):
         id: UUID | None,
         **fields: Any,
     ) -> Self:
-        return cls._create(event_class, id=id, actor=actor.as_entry(), timestamp=at, **fields)
+        entry_actor = actor.as_entry()
+        check_fields(fields)
+        check_fields(entry_actor, prefix="actor")
+        return cls._create(event_class, id=id, actor=entry_actor, timestamp=at, **fields)
 
 
 # Process -----------------------------------------------------------------------------------
@@ -280,7 +291,7 @@ class Process(LedgerAggregate):
     def add_strand(
         self, *, strand_id: str, title: str, summary: str, actor: Actor, at: datetime
     ) -> None:
-        _text("strand id", strand_id)
+        check_slug("strand_id", _text("strand_id", strand_id))
         if strand_id in self.strands:
             raise RuleViolationError(f"process already has a strand {strand_id!r}")
         self._record(
@@ -295,7 +306,7 @@ class Process(LedgerAggregate):
     def start_phase(
         self, *, phase_id: str, title: str, summary: str, actor: Actor, at: datetime
     ) -> None:
-        _text("phase id", phase_id)
+        check_slug("phase_id", _text("phase_id", phase_id))
         if any(p["id"] == phase_id for p in self.phases):
             raise RuleViolationError(f"phase {phase_id!r} has already been started")
         self._record(
@@ -355,7 +366,7 @@ class Organisation(LedgerAggregate):
     def add_membership(
         self, *, process_id: str, group: str, role: str, actor: Actor, at: datetime
     ) -> None:
-        key = (process_id, _text("group", group))
+        key = (process_id, check_slug("group", _text("group", group)))
         if key in self.memberships:
             raise RuleViolationError(f"{self.name} is already a member of {group!r}")
         self._record(
@@ -457,13 +468,20 @@ class Proposal(LedgerAggregate):
         base_version: int,
         changes: list[dict[str, str]],
         rationale: str,
-        proposer_org: str,
+        proposer_org: str | None,
         meeting_id: str | None,
         actor: Actor,
         at: datetime,
     ) -> str:
+        """``proposer_org`` None: raised, unattributed, at ``meeting_id`` (the application
+        checks that the meeting attributes no one)."""
         self._check_open("amended")
         self._check_base(base_version)
+        if proposer_org is None and meeting_id is None:
+            raise InvalidInputError(
+                "proposer_org is required unless the amendment was raised at a non-attributed, "
+                "Chatham House or private meeting (meeting_id)"
+            )
         changes = _check_changes(changes)
         apply_changes(self.sections, changes)  # refuse changes that do not fit the text
         amendment_id = f"A{len(self.amendments) + 1}"
@@ -697,6 +715,11 @@ class Meeting(LedgerAggregate):
             disclosure=_choice("disclosure", disclosure, DISCLOSURE_MODES),
             convenor_org=convenor_org,
         )
+
+    @property
+    def attributes(self) -> bool:
+        """Whether what is raised at the meeting may name organisations (on record only)."""
+        return self.disclosure not in UNATTRIBUTED
 
     @property
     def attendance_sealed(self) -> bool:

@@ -81,6 +81,7 @@ from ledger.storage.base import (
     TOKENS_TABLE,
 )
 from ledger.storage.side import SideStore
+from ledger.text import check_fields, check_text
 from ledger.tokens import new_token
 from ledger.vault import ErasedError, NoMasterKeyError, Vault, check_person_id
 from ledger.vault import Sealed as SealedValue
@@ -1327,6 +1328,7 @@ class LedgerApplication(Application[UUID]):
         person_id, details = _check_respondent(individual)
         consultation.check_open(at)
         checked = consultation._check_answers(clean)
+        check_fields({"answers": checked})  # sealed without consent: checked before sealing
         vault = self.vault
         sealed = vault.seal(person_id, details).as_entry()
         consultation.receive_individual_response(
@@ -1558,7 +1560,7 @@ def _check_people(people: Any) -> list[tuple[str, dict[str, str]]]:
                 continue
             if not isinstance(value, str) or (field == "name" and not value.strip()):
                 raise InvalidInputError(f"an attending person's {field} must be text")
-            details[field] = value
+            details[field] = check_text(f"attending_people.{field}", value)
         checked.append((person_id, details))
     return checked
 
@@ -1578,7 +1580,7 @@ def _check_respondent(individual: Any) -> tuple[str, dict[str, str]]:
             continue
         if not isinstance(value, str) or not value.strip():
             raise InvalidInputError(f"an individual respondent's {field} must be text")
-        details[field] = value
+        details[field] = check_text(f"individual.{field}", value)
     return person_id, details
 
 
@@ -1597,7 +1599,7 @@ def _check_sponsor(person: Any) -> tuple[str, dict[str, str]]:
             continue
         if not isinstance(value, str) or not value.strip():
             raise InvalidInputError(f"an individual sponsor's {field} must be text")
-        details[field] = value
+        details[field] = check_text(f"person.{field}", value)
     return person_id, details
 
 

@@ -1,0 +1,113 @@
+"""What recorded text may hold: no control characters; slugs for ids that appear in URLs.
+
+Every text a command records is checked here (``LedgerAggregate`` calls :func:`check_fields`
+on every event's fields before the event exists; the application calls :func:`check_text`
+on personal details before it seals them). Refused everywhere: C0 controls (U+0000-U+001F),
+DEL (U+007F), C1 controls (U+0080-U+009F), lone surrogates (U+D800-U+DFFF) and U+FFFE,
+U+FFFF. Long texts (:data:`LONG_TEXT_FIELDS`) may also hold line breaks and tabs: ``\\n``,
+``\\t`` and ``\\r`` only as part of ``\\r\\n`` (what browsers send from a text area). What is
+accepted is therefore always valid XML 1.0 character data and cannot forge a line of a log.
+
+The check runs when a command is decided, never when the log is replayed: entries recorded
+before it (or ids that are not slugs) still load, and the pages, feeds and exports encode or
+clean what they show.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ledger.errors import InvalidInputError
+
+__all__ = [
+    "LONG_TEXT_FIELDS",
+    "SLUG_MAX",
+    "check_fields",
+    "check_slug",
+    "check_text",
+    "forbidden_character",
+    "is_slug",
+]
+
+LONG_TEXT_FIELDS = frozenset(
+    {"summary", "text", "note", "reason", "rationale", "override_reason", "findings"}
+)
+"""Field names (the last key of a field's path) whose values may hold line breaks and tabs."""
+_LONG_TEXT_TREES = frozenset({"correction"})
+"""Fields whose every nested text is long text (a correction names the fields it corrects)."""
+
+SLUG_MAX = 64
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+# One character class each; ``\r`` is allowed in long text only before ``\n`` (checked below).
+_NEVER = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
+_SHORT_BAD = re.compile(f"[{_NEVER}\t\n\r]")
+_LONG_BAD = re.compile(f"[{_NEVER}]|\r(?!\n)")
+
+
+def forbidden_character(value: str, *, long: bool = False) -> str | None:
+    """The first character ``value`` may not hold (``"\\r"`` for a lone CR), or None."""
+    found = (_LONG_BAD if long else _SHORT_BAD).search(value)
+    return found.group(0)[0] if found else None
+
+
+def _describe(char: str) -> str:
+    names = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab"}
+    code = f"U+{ord(char):04X}"
+    if char in names:
+        return f"{names[char]} ({code})"
+    if 0xD800 <= ord(char) <= 0xDFFF:
+        return f"a lone surrogate ({code})"
+    if char in "\ufffe\uffff":
+        return f"a non-character ({code})"
+    return f"a control character ({code})"
+
+
+def check_text(name: str, value: str, *, long: bool = False) -> str:
+    """``value`` unchanged, or InvalidInputError naming ``name`` and the character."""
+    found = (_LONG_BAD if long else _SHORT_BAD).search(value)
+    if found is not None:
+        allowed = "only line breaks and tabs are allowed" if long else "it must be one line"
+        raise InvalidInputError(
+            f"{name} contains {_describe(found.group(0)[0])} at position {found.start()}: "
+            f"control characters are not allowed in recorded text ({allowed})"
+        )
+    return value
+
+
+def _walk(path: str, key: str, value: Any, long: bool) -> None:
+    if isinstance(value, str):
+        check_text(path, value, long=long or key in LONG_TEXT_FIELDS)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(k, str):
+                check_text(f"{path} key", k)
+            _walk(f"{path}.{k}" if path else str(k), str(k), v, long)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _walk(f"{path}[{i}]", key, item, long)
+
+
+def check_fields(fields: Mapping[str, Any], *, prefix: str = "") -> None:
+    """Check every text in ``fields`` (nested lists and objects too), naming the field's path
+    (``sections[1].text``) in the error."""
+    for key, value in fields.items():
+        path = f"{prefix}.{key}" if prefix else key
+        _walk(path, key, value, key in _LONG_TEXT_TREES)
+
+
+def is_slug(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= SLUG_MAX and _SLUG.fullmatch(value) is not None
+
+
+def check_slug(name: str, value: Any) -> str:
+    """An id that appears in URLs: lowercase letters and digits in words joined by ``-``."""
+    if not is_slug(value):
+        raise InvalidInputError(
+            f"{name} must be a slug: lowercase letters a-z and digits 0-9, in words joined by "
+            f"single hyphens, at most {SLUG_MAX} characters (such as 'data-sharing'; got "
+            f"{value!r})"
+        )
+    return str(value)
