@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -20,7 +21,7 @@ from api.errors import ProblemError
 from ledger.proofs import TILE_WIDTH, ProofBuilder
 from ledger.storage import LogReader
 
-__all__ = ["ConsistencyOut", "EntryOut", "InclusionOut", "router"]
+__all__ = ["ConsistencyOut", "EntryOut", "InclusionOut", "SubjectEntriesOut", "router"]
 
 router = APIRouter(tags=["log"])
 
@@ -177,6 +178,76 @@ def entry(
             ProofBuilder(reader, request.app.state.tile_cache).inclusion(index, size)
         ),
         "checkpoint": None if checkpoint is None else checkpoint[2],
+    }
+
+
+class SubjectEntryOut(BaseModel):
+    index: int
+    entry: str = Field(description="the entry's canonical JSON, verbatim")
+    inclusion_proof: list[str] = Field(description="RFC 9162 audit path to tree_size, base64")
+
+
+class SubjectEntriesOut(BaseModel):
+    subject: str
+    tree_size: int
+    checkpoint: str | None = Field(description="the signed checkpoint for tree_size")
+    entries: list[SubjectEntryOut]
+    next_after: int | None = Field(description="pass as ?after= for the next page; null at the end")
+
+
+MAX_SUBJECT_ENTRIES = 500
+
+
+@router.get(
+    "/subjects/{subject_id}/entries",
+    response_model=SubjectEntriesOut,
+    summary="Every entry about one record, with inclusion proofs to one checkpoint",
+)
+def subject_entries(
+    subject_id: Annotated[str, Path(max_length=100)],
+    request: Request,
+    reader: ReaderDep,
+    size: Annotated[int | None, Query(ge=0, le=MAX)] = None,
+    after: Annotated[int, Query(ge=-1, le=MAX)] = -1,
+    limit: Annotated[int, Query(ge=1, le=MAX_SUBJECT_ENTRIES)] = MAX_SUBJECT_ENTRIES,
+) -> dict[str, Any]:
+    """The entries whose subject is ``subject_id`` (found from the event rows, not from any
+    read model), oldest first, each with its inclusion proof to the checkpoint of ``size``
+    (the latest when omitted). The list is a hint, not a claim: a verifier checks each proof
+    and that the record's versions run 1, 2, 3 … without a gap."""
+    try:
+        subject = str(uuid.UUID(subject_id))
+    except ValueError:
+        raise ProblemError(
+            400,
+            "Invalid request",
+            f"subject_id {subject_id[:100]!r} is not a UUID",
+            errors=[{"loc": ["path", "subject_id"], "msg": "not a UUID"}],
+        ) from None
+    published = _published_size(reader)
+    size = published if size is None else size
+    _check_size(size, published)
+    indexes = reader.subject_indexes(subject, size, limit + 1, after)
+    more = len(indexes) > limit
+    indexes = indexes[:limit]
+    builder = ProofBuilder(reader, request.app.state.tile_cache)
+    found = []
+    for index in indexes:
+        (entry_bytes,) = reader.entries(index, index + 1)
+        found.append(
+            {
+                "index": index,
+                "entry": entry_bytes.decode(),
+                "inclusion_proof": _b64(builder.inclusion(index, size)),
+            }
+        )
+    checkpoint = reader.checkpoint(size) if size else None
+    return {
+        "subject": subject,
+        "tree_size": size,
+        "checkpoint": None if checkpoint is None else checkpoint[2],
+        "entries": found,
+        "next_after": indexes[-1] if more else None,
     }
 
 

@@ -209,5 +209,9 @@ class LogReader(Protocol):
         """The version of aggregate ``subject_id`` after entry ``at`` (latest if None);
         None when no entry up to there is about it."""
 
+    def subject_indexes(self, subject_id: str, stop: int, limit: int, after: int = -1) -> list[int]:
+        """Indexes ``after < index < stop`` of the entries about aggregate ``subject_id``, in
+        order, at most ``limit``: read from the event rows, never from a read model."""
+
     def close(self) -> None:
         """Release the connection."""

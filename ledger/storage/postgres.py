@@ -468,6 +468,20 @@ class PostgresLogReader:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
+    def subject_indexes(self, subject_id: str, stop: int, limit: int, after: int = -1) -> list[int]:
+        try:
+            uid = str(UUID(subject_id))
+        except ValueError:
+            return []
+        rows = self._conn.execute(
+            self._sql(
+                "SELECT e.idx FROM {v} s JOIN {e} e ON e.event_id = s.notification_id "
+                "WHERE s.originator_id = %s AND e.idx > %s AND e.idx < %s ORDER BY e.idx LIMIT %s"
+            ),
+            (uid, after, stop, limit),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
     def close(self) -> None:
         self._conn.close()
 

@@ -328,5 +328,14 @@ class SQLiteLogReader:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
+    def subject_indexes(self, subject_id: str, stop: int, limit: int, after: int = -1) -> list[int]:
+        rows = self._conn.execute(
+            f"SELECT e.idx FROM {EVENTS_TABLE} s JOIN {ENTRIES_TABLE} e "
+            "ON e.event_id = s.rowid WHERE s.originator_id = ? AND e.idx > ? AND e.idx < ? "
+            "ORDER BY e.idx LIMIT ?",
+            (subject_id.replace("-", "").lower(), after, stop, limit),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
     def close(self) -> None:
         self._conn.close()

@@ -120,6 +120,7 @@ ACCESS: dict[tuple[str, str], str] = {
         "GET /readyz",
         "GET /redoc",
         "GET /search",
+        "GET /subjects/{subject_id}/entries",
         "GET /tile/entries/{path:path}",
         "GET /tile/{level}/{path:path}",
         "GET /timeline",
