@@ -3,18 +3,24 @@
 One audit, in order; any failure raises an :class:`AuditError` subclass and leaves the
 state file exactly as it was:
 
-1. parse the log's verifier key (and the witnesses' keys);
-2. load the state file (absent means: nothing trusted yet, size 0);
-3. fetch the signed note; verify the log's signature and, if asked, a quorum of witness
-   cosignatures; parse the checkpoint;
-4. compare with the trusted state: same origin; a smaller size is a rollback; the same size
-   must have the same root; from size 0 anything is consistent;
+1. parse the log's verifier key (and the witnesses' keys, and the pinned origin if any);
+2. load the state file (absent means: nothing trusted yet, size 0); a pinned origin must be
+   the one the state trusts;
+3. fetch the signed note and verify the log's signature **before anything in it is compared
+   with the state**: a note anyone could have made is no evidence of a rollback or fork.
+   The one exception is a note that is larger than the state and carries no signature line
+   of the trusted key: the log may have rotated its key since, so entries are streamed
+   (step 6) to find the rotation, and any failure before the note verifies under the key
+   in force is reported as "not signed by the log's key";
+4. compare with the trusted state (or the pinned origin): same origin; a smaller size is a
+   rollback; the same size must have the same root; from size 0 anything is consistent;
 5. if the source gives consistency proofs, verify one from the trusted size and root to
    the new ones;
 6. stream entries [trusted size, new size): each is a JSON object whose ``index`` is its
    position and whose ``prev`` is the hex SHA-256 of the entry before (64 zeros at 0); each
    leaf hash is appended to the trusted compact range;
-7. the recomputed root must equal the checkpoint's root;
+7. the recomputed root must equal the checkpoint's root; if asked, a quorum of witnesses
+   must have cosigned it;
 8. write the new state atomically (temporary file, fsync, rename).
 
 Memory stays flat: entries are streamed, and the tree is a compact range of at most 64
@@ -38,6 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger.audit.errors import (
+    AuditError,
     ConsistencyError,
     EntryError,
     NoteError,
@@ -58,7 +65,13 @@ from ledger.audit.note import (
     verify_checkpoint,
     verify_cosignatures,
 )
-from ledger.audit.sources import MAX_ENTRY_BYTES, Source, atomic_write
+from ledger.audit.sources import (
+    MAX_ENTRY_BYTES,
+    MAX_JSON_DEPTH,
+    Source,
+    atomic_write,
+    json_too_deep,
+)
 
 __all__ = [
     "GENESIS_PREV",
@@ -76,6 +89,7 @@ GENESIS_PREV = bytes(32)
 """The ``prev`` of entry 0, as bytes (64 zeros in hex)."""
 
 PROGRESS_EVERY = 1000
+MAX_STATE_BYTES = 1 << 22
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(entries checked, entries to check)`` while streaming."""
@@ -115,6 +129,8 @@ def check_entry(entry: bytes, index: int, prev: bytes, *, prev_is_trusted: bool 
         raise EntryError(index, f"the source gave {type(entry).__name__}, not bytes")
     if len(entry) > MAX_ENTRY_BYTES:
         raise EntryError(index, f"is {len(entry)} bytes, over the {MAX_ENTRY_BYTES}-byte limit")
+    if json_too_deep(entry):
+        raise EntryError(index, f"nests JSON deeper than {MAX_JSON_DEPTH} levels")
     try:
         text = entry.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -187,6 +203,10 @@ class AuditState:
     @classmethod
     def from_json(cls, data: bytes, where: str = "state file") -> AuditState:
         """Parse and cross-check a state file; StateError says what is wrong."""
+        if len(data) > MAX_STATE_BYTES:
+            raise StateError(f"{where} is over {MAX_STATE_BYTES} bytes")
+        if json_too_deep(data):
+            raise StateError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             document = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -236,7 +256,8 @@ class AuditState:
     def load(cls, path: Path) -> AuditState:
         """The state at ``path``; an empty state if the file does not exist."""
         try:
-            data = path.read_bytes()
+            with path.open("rb") as stream:
+                data = stream.read(MAX_STATE_BYTES + 1)
         except FileNotFoundError:
             return cls()
         except OSError as exc:
@@ -280,6 +301,17 @@ class AuditResult:
     proof_checked: bool
     cosignatures: dict[str, int]
     checkpoint: str
+    origin_first_trusted: bool = False
+    """True when no state and no pinned origin named the log: its origin was taken on trust."""
+
+
+@dataclass
+class _Walk:
+    """Where streaming the new entries has got to: the tree, the head and the key in force."""
+
+    compact: CompactRange
+    head: bytes
+    key: VerifierKey
 
 
 class Auditor:
@@ -292,15 +324,21 @@ class Auditor:
         state_path: str | Path,
         witnesses: Sequence[str] = (),
         quorum: int = 0,
+        origin: str | None = None,
     ) -> None:
-        """Parse the keys up front (NoteError if malformed)."""
+        """Parse the keys and the pinned origin up front (NoteError if malformed)."""
         self.log_key: VerifierKey = parse_vkey(vkey, ED25519_KEY_TYPE)
         self.witnesses: list[VerifierKey] = [parse_vkey(w, COSIGNATURE_KEY_TYPE) for w in witnesses]
         if isinstance(quorum, bool) or not isinstance(quorum, int):
             raise NoteError(f"quorum must be an integer, got {quorum!r}")
         if not 0 <= quorum <= len(self.witnesses):
             raise NoteError(f"quorum {quorum} must be between 0 and {len(self.witnesses)}")
+        if origin is not None and (
+            not isinstance(origin, str) or not origin or any(c < " " for c in origin)
+        ):
+            raise NoteError(f"the pinned origin must be one non-empty line of text, got {origin!r}")
         self.quorum = quorum
+        self.origin = origin
         self.state_path = Path(state_path)
 
     def run(self, source: Source, progress: Progress | None = None) -> AuditResult:
@@ -312,31 +350,54 @@ class Auditor:
         exactly the entries verified so far; later checkpoints must then use the new key.
         """
         state = AuditState.load(self.state_path)
+        if self.origin is not None and state.origin is not None and state.origin != self.origin:
+            raise StateError(
+                f"the state file {self.state_path} trusts the log {state.origin!r}, but the "
+                f"pinned origin is {self.origin!r} (keep one state file per log)"
+            )
         note = self._fetch_note(source)
         unverified = parse_checkpoint(parse_note(note)[0])
         key = parse_vkey(state.key, ED25519_KEY_TYPE) if state.key else self.log_key
-        self._compare(state, unverified)
+        walk = _Walk(CompactRange.load(state.size, state.compact.stack), state.head, key)
+        # The signature first, before anything in the note is compared with what we trust:
+        # a note anyone could have written must never be reported as a rollback or a fork.
         try:
-            proof_checked = self._check_proof(source, state, unverified)
-            compact, head, key = self._stream(source, state, unverified, progress, key)
-        except (ConsistencyError, SourceError, RootMismatchError):
-            # A checkpoint the trusted key did not sign is no evidence of a fork or of
-            # missing data: say it is not signed. (If the key was rotated on the way, the
-            # signature cannot be checked before the rotation entry is read, so the
-            # original failure stands.)
+            checkpoint: Checkpoint | None = verify_checkpoint(note, key)
+        except NoteError as unsigned:
+            if unverified.size <= state.size or _has_line_for(note, key):
+                raise _not_signed(key, unverified, unsigned) from None
+            checkpoint = None  # perhaps signed by a key the log rotated to after state.size
+        if checkpoint is not None:
+            self._compare(state, checkpoint)
+            proof_checked = self._check_proof(source, state, checkpoint)
+            self._stream(source, state, checkpoint, progress, walk)
+            if walk.key != key:
+                try:
+                    checkpoint = verify_checkpoint(note, walk.key)
+                except NoteError as exc:
+                    raise NoteError(
+                        f"the checkpoint is signed by {key.label()}, but the log rotated its "
+                        f"key to {walk.key.label()} before size {unverified.size}: {exc}"
+                    ) from None
+        else:
             try:
-                verify_checkpoint(note, key)
-            except NoteError as bad:
-                raise bad from None
-            raise
-        checkpoint = verify_checkpoint(note, key)
+                self._stream(source, state, unverified, progress, walk)
+                checkpoint = verify_checkpoint(note, walk.key)
+            except AuditError as exc:
+                if isinstance(exc, NoteError) or not _verifies(note, walk.key):
+                    raise _not_signed(key, unverified, exc, rotation_sought=True) from None
+                raise
+            self._compare(state, checkpoint)
+            proof_checked = self._check_proof(source, state, checkpoint)
         cosignatures: dict[str, int] = {}
         if self.witnesses:
             cosignatures = verify_cosignatures(note, self.witnesses, self.quorum)
-        if compact.root() != checkpoint.root:
+        if walk.compact.root() != checkpoint.root:
             raise RootMismatchError(self._mismatch_message(state, checkpoint, proof_checked))
-        learned = None if key == self.log_key else key.vkey()
-        new_state = AuditState(checkpoint.origin, checkpoint.size, checkpoint.root, head, compact)
+        learned = None if walk.key == self.log_key else walk.key.vkey()
+        new_state = AuditState(
+            checkpoint.origin, checkpoint.size, checkpoint.root, walk.head, walk.compact
+        )
         new_state.checkpoint = note
         new_state.key = learned
         self._save_if_changed(new_state)
@@ -345,11 +406,12 @@ class Auditor:
             old_size=state.size,
             new_size=checkpoint.size,
             root=checkpoint.root,
-            head=head,
+            head=walk.head,
             entries_checked=checkpoint.size - state.size,
             proof_checked=proof_checked,
             cosignatures=cosignatures,
             checkpoint=note,
+            origin_first_trusted=state.origin is None and self.origin is None,
         )
 
     @staticmethod
@@ -364,12 +426,17 @@ class Auditor:
         except UnicodeDecodeError as exc:
             raise SourceError("the source's signed checkpoint is not valid UTF-8") from exc
 
-    @staticmethod
-    def _compare(state: AuditState, checkpoint: Checkpoint) -> None:
+    def _compare(self, state: AuditState, checkpoint: Checkpoint) -> None:
+        """Compare a checkpoint whose signature was verified with what is trusted."""
+        if self.origin is not None and checkpoint.origin != self.origin:
+            raise ConsistencyError(
+                f"origin: the checkpoint is for the log {checkpoint.origin!r}, but the pinned "
+                f"origin is {self.origin!r}"
+            )
         if state.origin is not None and checkpoint.origin != state.origin:
             raise ConsistencyError(
-                f"the checkpoint's origin is {checkpoint.origin!r}, but the trusted log is "
-                f"{state.origin!r}"
+                f"origin: the checkpoint is for the log {checkpoint.origin!r}, but the state "
+                f"trusts the log {state.origin!r}"
             )
         if checkpoint.size < state.size:
             raise ConsistencyError(
@@ -404,20 +471,20 @@ class Auditor:
         state: AuditState,
         checkpoint: Checkpoint,
         progress: Progress | None,
-        key: VerifierKey,
-    ) -> tuple[CompactRange, bytes, VerifierKey]:
-        compact = CompactRange.load(state.size, state.compact.stack)
+        walk: _Walk,
+    ) -> None:
+        """Check entries [state size, checkpoint size) into ``walk`` (key rotations too)."""
         start, stop = state.size, checkpoint.size
-        total, index, head = stop - start, start, state.head
+        total, index = stop - start, start
         if total == 0:
-            return compact, head, key
+            return
         for entry in source.entries(start, stop):
             if index >= stop:
                 raise SourceError(f"the source gave more than the {total} entries asked for")
-            head = check_entry(entry, index, head, prev_is_trusted=index == start)
-            compact.append(hash_leaf(entry))
+            walk.head = check_entry(entry, index, walk.head, prev_is_trusted=index == start)
+            walk.compact.append(hash_leaf(entry))
             if entry.endswith(_KEY_ROTATED_END):
-                key = Auditor._rotate(source, entry, index, compact, key)
+                walk.key = Auditor._rotate(source, entry, index, walk, checkpoint.origin)
             index += 1
             if progress is not None and (index - start) % PROGRESS_EVERY == 0:
                 progress(index - start, total)
@@ -425,13 +492,11 @@ class Auditor:
             raise SourceError(f"the source ended after entry {index - 1}; expected {stop} entries")
         if progress is not None and total % PROGRESS_EVERY:
             progress(total, total)
-        return compact, head, key
 
     @staticmethod
-    def _rotate(
-        source: Source, entry: bytes, index: int, compact: CompactRange, key: VerifierKey
-    ) -> VerifierKey:
+    def _rotate(source: Source, entry: bytes, index: int, walk: _Walk, origin: str) -> VerifierKey:
         """Accept a key rotation only as sealed by the old key; return the new key."""
+        key = walk.key
         try:
             data = json.loads(entry)["data"]
             old_key = parse_vkey(data["old_key"], ED25519_KEY_TYPE)
@@ -450,7 +515,12 @@ class Auditor:
                 f"size {index + 1} that seals it"
             )
         sealed = verify_checkpoint(sealed_note, key)
-        if sealed.size != index + 1 or sealed.root != compact.root():
+        if sealed.origin != origin:
+            raise NoteError(
+                f"the checkpoint sealing the key rotation at entry {index} is for the log "
+                f"{sealed.origin!r}, not {origin!r}"
+            )
+        if sealed.size != index + 1 or sealed.root != walk.compact.root():
             raise RootMismatchError(
                 f"the checkpoint sealing the key rotation at entry {index} does not cover the "
                 "verified entries"
@@ -481,6 +551,35 @@ class Auditor:
         state.save(self.state_path)
 
 
+def _has_line_for(note: str, key: VerifierKey) -> bool:
+    """Whether ``note`` has a signature line under ``key``'s name and key id."""
+    return any(s.name == key.name and s.key_id == key.key_id for s in parse_note(note)[1])
+
+
+def _verifies(note: str, key: VerifierKey) -> bool:
+    try:
+        verify_checkpoint(note, key)
+    except NoteError:
+        return False
+    return True
+
+
+def _not_signed(
+    key: VerifierKey, claimed: Checkpoint, why: AuditError, *, rotation_sought: bool = False
+) -> NoteError:
+    """The error for a note the trusted key did not sign: no evidence about the log."""
+    looked = (
+        "; no key rotation verified in the entries before it could vouch for another key"
+        if rotation_sought
+        else ""
+    )
+    return NoteError(
+        f"the checkpoint claiming size {claimed.size} is not signed by the log's key "
+        f"{key.label()} ({why}{looked}): a forged or damaged note is no evidence of a "
+        "rollback or fork, and nothing in it was compared with your state"
+    )
+
+
 def audit(
     source: Source,
     *,
@@ -489,7 +588,15 @@ def audit(
     witnesses: Sequence[str] = (),
     quorum: int = 0,
     progress: Progress | None = None,
+    origin: str | None = None,
 ) -> AuditResult:
-    """Audit ``source`` once with :class:`Auditor`; raise an AuditError subclass on failure."""
-    auditor = Auditor(vkey=vkey, state_path=state_path, witnesses=witnesses, quorum=quorum)
+    """Audit ``source`` once with :class:`Auditor`; raise an AuditError subclass on failure.
+
+    ``origin`` pins the log's origin: a checkpoint for another origin, or a state file
+    that trusts another, is refused. Without it, a first audit trusts the origin the key
+    signed (``AuditResult.origin_first_trusted``) and the state keeps it.
+    """
+    auditor = Auditor(
+        vkey=vkey, state_path=state_path, witnesses=witnesses, quorum=quorum, origin=origin
+    )
     return auditor.run(source, progress)

@@ -15,6 +15,11 @@ Bundle file (``BundleSource``, written by :func:`write_bundle`): UTF-8 text; the
 line is a JSON object ``{"format": "open-policy-ledger-bundle/v1", "origin": "<origin>",
 "size": N, "public_key": "<vkey>", "checkpoint": "<signed note>"}`` (these keys only);
 then exactly N lines, line i+1 holding entry i's bytes; every line ends with ``\\n``.
+
+Every answer is read up to a size limit, and JSON (proofs, problem bodies, bundle headers,
+entries, the state file) is refused before parsing if its arrays and objects nest deeper
+than :data:`MAX_JSON_DEPTH`: hostile answers are a SourceError naming the URL or file and
+the limit, never an internal error.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from ledger.audit.note import (
 __all__ = [
     "BUNDLE_FORMAT",
     "MAX_ENTRY_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_PAGE",
     "TILE_HEIGHT",
     "TILE_WIDTH",
@@ -72,6 +78,7 @@ __all__ = [
     "TilesSource",
     "atomic_write",
     "encode_bundle",
+    "json_too_deep",
     "parse_bundle",
     "parse_tile_path",
     "source_for",
@@ -87,9 +94,16 @@ MAX_ENTRY_BYTES = 65_535
 MAX_PAGE = 1000
 """Most entries one ``/entries`` response carries."""
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of JSON arrays and objects parsed (entries nest at most 34 levels)."""
+
 _MAX_NOTE_BYTES = 1 << 20
 _MAX_PROOF_BYTES = 1 << 16
 _MAX_HEADER_BYTES = 1 << 22
+_MAX_PROBLEM_BYTES = 1 << 14
+# A string (its closing quote optional, so an unterminated one is consumed in one match and
+# the scan stays linear) or one bracket.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.S)
 _MAX_PROOF_HASHES = 64
 _HEADER_KEYS = frozenset({"format", "origin", "size", "public_key", "checkpoint"})
 _OPTIONAL_HEADER_KEYS = frozenset({"sealed"})  # {"<size>": note} for key rotations
@@ -114,6 +128,25 @@ class Source(Protocol):
     def consistency_proof(self, old: int, new: int) -> list[bytes] | None:
         """RFC 9162 consistency proof from size ``old`` to ``new``; None if unavailable."""
         ...
+
+
+def json_too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON arrays and objects in ``data`` nest deeper than ``limit`` (strings skipped).
+
+    Linear in ``data``; answered without scanning when there are at most ``limit`` brackets.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _JSON_TOKEN.finditer(data):
+        char = data[match.start()]
+        if char in b"[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in b"]}":
+            depth -= 1
+    return False
 
 
 def _check_range(start: int, stop: int) -> None:
@@ -231,9 +264,11 @@ class HttpSource:
         path = f"/proof/consistency?old={old}&new={new}"
         where = f"GET {self.base_url}{path}"
         data = self._get_small(path, "application/json", _MAX_PROOF_BYTES)
+        if json_too_deep(data):
+            raise SourceError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             document = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise SourceError(f"{where}: not UTF-8 JSON") from exc
         if not isinstance(document, dict):
             raise SourceError(f"{where}: expected a JSON object")
@@ -254,14 +289,22 @@ class HttpSource:
 
 
 def _problem_detail(error: urllib.error.HTTPError) -> str:
-    """``: <detail>`` of an RFC 9457 problem answer (at most 500 characters), else ``""``."""
+    """``: <detail>`` of an RFC 9457 problem answer (at most 500 characters), else ``""``.
+
+    A problem body over 16,384 bytes or nested too deep is named, not parsed.
+    """
     try:
         if error.headers.get_content_type() != "application/problem+json":
             return ""
-        body = json.loads(error.read(16_384))
+        data = error.read(_MAX_PROBLEM_BYTES + 1)
+        if len(data) > _MAX_PROBLEM_BYTES:
+            return f" (problem body not read: over {_MAX_PROBLEM_BYTES} bytes)"
+        if json_too_deep(data):
+            return f" (problem body not read: JSON nested deeper than {MAX_JSON_DEPTH} levels)"
+        body = json.loads(data)
         detail = body.get("detail") if isinstance(body, dict) else None
         return f": {detail[:500]}" if isinstance(detail, str) and detail else ""
-    except (ValueError, OSError, AttributeError):
+    except (ValueError, OSError, AttributeError, RecursionError):
         return ""
     finally:
         error.close()
@@ -295,11 +338,20 @@ class BundleSource:
                 line = stream.readline(_MAX_HEADER_BYTES + 1)
         except OSError as exc:
             raise BundleError(f"bundle {self.path}: cannot read ({exc.strerror})") from exc
+        if len(line) > _MAX_HEADER_BYTES:
+            raise BundleError(
+                f"bundle {self.path}: the header line is over {_MAX_HEADER_BYTES} bytes"
+            )
         if not line.endswith(b"\n"):
             raise BundleError(f"bundle {self.path}: the first line (JSON header) is missing")
+        if json_too_deep(line):
+            raise BundleError(
+                f"bundle {self.path}: the header's JSON is nested deeper than {MAX_JSON_DEPTH} "
+                "levels"
+            )
         try:
             header = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise BundleError(f"bundle {self.path}: the header is not UTF-8 JSON") from exc
         if not isinstance(header, dict) or not (
             _HEADER_KEYS <= set(header) <= _HEADER_KEYS | _OPTIONAL_HEADER_KEYS

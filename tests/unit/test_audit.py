@@ -361,7 +361,9 @@ BAD_ENTRIES: list[tuple[bytes, str]] = [
     (b'{"index":3,"prev":"' + b"0" * 63 + b'"}', "64 lowercase hex"),
     (b'{"index":3,"prev":"' + b"1" * 64 + b'"}', "prev does not match the hash of entry 2"),
     (b'{"index":3,"x":"' + b"y" * 65_600 + b'"}', "over the 65535-byte limit"),
-    (b'{"a":' + b"[" * 30_000 + b"]" * 30_000 + b"}", "not valid JSON"),
+    (b'{"a":' + b"[" * 30_000 + b"]" * 30_000 + b"}", "nests JSON deeper than 64 levels"),
+    (b'{"a":' + b"[" * 64 + b"]" * 64 + b"}", "nests JSON deeper than 64 levels"),
+    (b'{"a":' + b"[" * 63 + b"]" * 63 + b"}", "index field must be an integer"),
 ]
 
 
