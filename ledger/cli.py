@@ -835,7 +835,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     vkey = args.key
     if vkey.startswith("@"):
-        vkey = Path(vkey[1:]).read_text().strip()
+        try:
+            vkey = Path(vkey[1:]).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read the key file {vkey[1:]}: {exc}", EXIT_USAGE) from None
     try:
         source = source_for(args.source)  # API, static tlog-tiles tree or bundle
         result = audit(
@@ -844,6 +847,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             state_path=Path(args.state),
             witnesses=args.witness or (),
             quorum=args.quorum,
+            origin=args.origin,
         )
     except AuditError as exc:
         sys.stderr.write(f"ledger audit: FAILED: {exc} (state left unchanged)\n")
@@ -856,6 +860,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             f"ledger audit: OK, {result.origin} grew from {result.old_size} to "
             f"{result.new_size} entries, consistent with what you trusted ({how})"
         )
+    if result.origin_first_trusted:
+        _out(
+            f"  origin       {result.origin} (trusted on first use and kept in the state; "
+            f"pin it with --origin {result.origin})"
+        )
+    else:
+        _out(f"  origin       {result.origin} ({'pinned' if args.origin else 'as in the state'})")
     _out(f"  root         {result.root.hex()}")
     _out(f"  entries      {result.entries_checked} checked (links, indexes, leaves)")
     if result.cosignatures:
@@ -1136,7 +1147,9 @@ def _parser() -> argparse.ArgumentParser:
         description="SOURCE is read as: an http(s) URL that answers /entries as application/"
         "x-ndjson -> the ledger's API; any other http(s) URL -> a static C2SP tlog-tiles tree "
         "(checkpoint, tile/...); a directory with checkpoint and tile/ -> a tlog-tiles tree; "
-        "anything else -> a bundle file (ledger export --bundle).",
+        "anything else -> a bundle file (ledger export --bundle). Exit status: 0 audited; "
+        "1 the audit failed or could not be done (one FAILED line; the state is left "
+        "unchanged); 2 bad arguments.",
     )
     p.add_argument("source", help="the log's API URL, a tlog-tiles URL or directory, or a bundle")
     p.add_argument("--key", required=True, help="the log's verifier key (or @FILE)")
@@ -1147,6 +1160,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--witness", action="append", help="a witness's cosignature key (repeat)")
     p.add_argument("--quorum", type=int, default=0, help="cosignatures required")
+    p.add_argument(
+        "--origin",
+        help="the log's origin (first line of its checkpoints): refuse any other; without it "
+        "a first audit trusts the origin the key signed, and the state keeps it",
+    )
     p.set_defaults(func=_cmd_audit)
 
     p = sub.add_parser("witness", help="run a C2SP tlog-witness for one or more logs")
