@@ -59,6 +59,17 @@ class DamageKind(StrEnum):
     UNLOGGED_EVENT = "event row with no entry"
     TREE_MISMATCH = "stored Merkle tree differs"
     CHECKPOINT_MISMATCH = "stored checkpoint differs"
+    # Beside the log (ledger.verify_side, projections.check): what the service reads.
+    READ_MODEL_MISMATCH = "read model differs from a rebuild"
+    TOKEN_MISMATCH = "token row differs from its entry"  # noqa: S105 (a name)
+    TOKEN_UNLOGGED = "token row with no entry"  # noqa: S105
+    TOKEN_MISSING = "token entry with no row"  # noqa: S105
+    REVOCATION_UNLOGGED = "revocation row with no entry"
+    REVOCATION_MISSING = "revocation entry with no row"
+    DOCUMENT_MISMATCH = "document bytes do not hash to their name"
+    IDEMPOTENCY_MISMATCH = "idempotency row does not match its entry"
+    EMBARGO_SALT_MISMATCH = "embargo salt does not open its commitment"
+    ATTENDANCE_SALT_MISMATCH = "attendance salt does not open its commitment"
 
 
 @dataclass(frozen=True, slots=True)

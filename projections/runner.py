@@ -147,10 +147,12 @@ class Runner:
         # (whose memory must stay flat), with a tenth as many evicted keys remembered.
         self.cache_rows = cache_rows
 
-    def setup(self) -> None:
-        """Create tracking, the entry index and every view's tables (idempotent)."""
+    def setup(self, *, lock: bool = True) -> None:
+        """Create tracking, the entry index and every view's tables (idempotent).
+
+        ``lock`` False: the tables are a private scratch copy (``projections.check``)."""
         with self.db.transaction() as db:
-            if db.dialect == "postgresql":
+            if db.dialect == "postgresql" and lock:
                 # CREATE … IF NOT EXISTS is not safe against itself running concurrently
                 # (several API workers starting at once): serialise it.
                 db.execute("SELECT pg_advisory_xact_lock(7461626)")

@@ -1,0 +1,460 @@
+"""``ledger verify`` beside the log: the tables the service reads are what the log says.
+
+Each check compares side rows with the entries they belong to, both read in one snapshot
+(``ledger.storage.beside``), both ways where the log implies a row:
+
+* tokens: each row is its ``access_token.issued`` entry (token id, holder, organisation,
+  role); each such entry has its row;
+* revocations: each row is an ``access_token.revoked`` entry of that token; each such entry
+  has its row (a deleted row would revive the token);
+* documents: each stored document's bytes hash to the name they are stored under, and have
+  the recorded size;
+* idempotency keys: each row points at an entry of the same transaction (its tree size is
+  the checkpoint that sealed it), written by the token's holder in the token's role and
+  organisation (and of the recorded type and subject, where the row records them);
+* salts: each embargo salt opens its ``publication.embargoed`` commitment over the stored
+  document (and is the salt its release revealed); each attendance salt opens its commitment
+  in the ``meeting.held_in_confidence`` entry; every such commitment has its salt.
+
+Memory stays flat: rows and entries stream in chunks; findings are capped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ledger.chain import DamageKind
+from ledger.commitments import attendance_commitment, matches
+from ledger.storage import LogReader
+from ledger.storage.base import (
+    ATTENDANCE_SALTS_TABLE,
+    DOCUMENTS_TABLE,
+    EMBARGO_SALTS_TABLE,
+    IDEMPOTENCY_TABLE,
+    REVOCATIONS_TABLE,
+    TOKENS_TABLE,
+)
+from ledger.storage.beside import BesideReader
+
+__all__ = ["MAX_FINDINGS", "BesideReport", "Finding", "verify_side"]
+
+MAX_FINDINGS = 100  # reported in full; beyond this only counted
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One damaged row beside the log: what is wrong, where, and the entry it rests on."""
+
+    kind: DamageKind
+    table: str
+    row: str  # the row's key, e.g. "token_id=…"
+    detail: str
+    index: int | None = None  # the entry the row derives from, when known
+    view: str | None = None  # the read model, for read-model tables
+
+    def __str__(self) -> str:
+        where = f"view {self.view}, " if self.view else ""
+        at = f" (entry {self.index})" if self.index is not None else ""
+        return f"{self.kind.value}: {where}table {self.table}, row {self.row}{at}: {self.detail}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "view": self.view,
+            "table": self.table,
+            "row": self.row,
+            "index": self.index,
+            "detail": self.detail,
+        }
+
+
+@dataclass(slots=True)
+class BesideReport:
+    """What the checks beside the log found."""
+
+    findings: list[Finding] = field(default_factory=list)
+    total: int = 0  # findings, including those beyond MAX_FINDINGS
+    checked: list[str] = field(default_factory=list)  # the tables / views compared
+    not_built: list[str] = field(default_factory=list)  # read models never built here
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.total == 0
+
+    def add(self, finding: Finding) -> None:
+        self.total += 1
+        if len(self.findings) < MAX_FINDINGS:
+            self.findings.append(finding)
+
+    def extend(self, other: BesideReport) -> None:
+        for finding in other.findings:
+            self.add(finding)
+        self.total += other.total - len(other.findings)
+        self.checked += other.checked
+        self.not_built += other.not_built
+        self.seconds += other.seconds
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    parsed: dict[str, Any] = orjson.loads(raw)
+    return parsed
+
+
+def _id(value: Any) -> str:
+    """An id as entries name it (SQLite side rows keep the same hyphenated text)."""
+    return str(value).lower()
+
+
+def _issued_facts(entry: dict[str, Any]) -> dict[str, str]:
+    data = entry["data"]
+    return {
+        "token_id": _id(entry["subject"]["id"]),
+        "principal": str(data.get("principal")),
+        "org": str(data.get("org")),
+        "role": str(data.get("role")),
+    }
+
+
+def _entries_for(
+    side: BesideReader, chunk: list[tuple[Any, ...]], position: int
+) -> dict[int, dict[str, Any]]:
+    found = side.entries_at([int(row[position]) for row in chunk])
+    return {idx: _parse(raw) for idx, raw in found.items()}
+
+
+def _check_tokens(side: BesideReader, report: BesideReport) -> dict[str, dict[str, str]]:
+    """Token rows vs ``access_token.issued`` entries; returns each logged token's facts."""
+    logged: dict[str, dict[str, str]] = {}
+    columns = ("token_id", "principal", "org", "role", "idx")
+    for chunk in side.rows(TOKENS_TABLE, columns, ("idx", "token_id")):
+        entries = _entries_for(side, chunk, 4)
+        for token_id, principal, org, role, idx in chunk:
+            key = f"token_id={token_id}"
+            entry = entries.get(int(idx))
+            if (
+                entry is None
+                or entry["type"] != "access_token.issued"
+                or _id(entry["subject"]["id"]) != _id(token_id)
+            ):
+                what = "no entry" if entry is None else f"a {entry['type']} entry"
+                report.add(
+                    Finding(
+                        DamageKind.TOKEN_UNLOGGED,
+                        TOKENS_TABLE,
+                        key,
+                        f"the row names entry {idx}, which is {what}, not this token's issue; "
+                        f"the row gives {principal!r} the role {role!r}",
+                        int(idx),
+                    )
+                )
+                continue
+            facts = _issued_facts(entry)
+            stored = {"principal": str(principal), "org": str(org), "role": str(role)}
+            for name, value in stored.items():
+                if value != facts[name]:
+                    report.add(
+                        Finding(
+                            DamageKind.TOKEN_MISMATCH,
+                            TOKENS_TABLE,
+                            key,
+                            f"{name} is {value!r}, its entry says {facts[name]!r}",
+                            int(idx),
+                        )
+                    )
+    for logged_chunk in side.entries_of_types(["access_token.issued"]):
+        parsed = [(idx, _parse(raw)) for idx, raw in logged_chunk]
+        ids = [_id(e["subject"]["id"]) for _, e in parsed]
+        rows = {_id(r[0]): int(r[1]) for r in side.lookup(TOKENS_TABLE, ("token_id", "idx"),
+                                                           "token_id", ids)}  # fmt: skip
+        for idx, entry in parsed:
+            facts = _issued_facts(entry)
+            logged[facts["token_id"]] = facts
+            at = rows.get(facts["token_id"])
+            if at is None:
+                report.add(
+                    Finding(
+                        DamageKind.TOKEN_MISSING,
+                        TOKENS_TABLE,
+                        f"token_id={facts['token_id']}",
+                        "the token was issued by this entry but its row is gone",
+                        idx,
+                    )
+                )
+            elif at != idx:
+                report.add(
+                    Finding(
+                        DamageKind.TOKEN_MISMATCH,
+                        TOKENS_TABLE,
+                        f"token_id={facts['token_id']}",
+                        f"idx is {at}, the token was issued at entry {idx}",
+                        idx,
+                    )
+                )
+    report.checked.append(TOKENS_TABLE)
+    return logged
+
+
+def _check_revocations(side: BesideReader, report: BesideReport) -> None:
+    for chunk in side.rows(REVOCATIONS_TABLE, ("token_id", "idx"), ("idx", "token_id")):
+        entries = _entries_for(side, chunk, 1)
+        for token_id, idx in chunk:
+            entry = entries.get(int(idx))
+            if (
+                entry is None
+                or entry["type"] != "access_token.revoked"
+                or _id(entry["subject"]["id"]) != _id(token_id)
+            ):
+                what = "no entry" if entry is None else f"a {entry['type']} entry"
+                report.add(
+                    Finding(
+                        DamageKind.REVOCATION_UNLOGGED,
+                        REVOCATIONS_TABLE,
+                        f"token_id={token_id}",
+                        f"the row names entry {idx}, which is {what}, not this token's revocation",
+                        int(idx),
+                    )
+                )
+    for logged_chunk in side.entries_of_types(["access_token.revoked"]):
+        parsed = [(idx, _id(_parse(raw)["subject"]["id"])) for idx, raw in logged_chunk]
+        rows = {
+            _id(r[0]): int(r[1])
+            for r in side.lookup(
+                REVOCATIONS_TABLE, ("token_id", "idx"), "token_id", [t for _, t in parsed]
+            )
+        }
+        for idx, token_id in parsed:
+            if rows.get(token_id) != idx:
+                report.add(
+                    Finding(
+                        DamageKind.REVOCATION_MISSING,
+                        REVOCATIONS_TABLE,
+                        f"token_id={token_id}",
+                        "the token was revoked by this entry but its revocation row is "
+                        + ("gone: the token works again" if token_id not in rows else
+                           f"at entry {rows[token_id]}"),
+                        idx,
+                    )
+                )  # fmt: skip
+    report.checked.append(REVOCATIONS_TABLE)
+
+
+def _check_documents(side: BesideReader, report: BesideReport) -> None:
+    for name, size, digest, length in side.documents():
+        if digest != name or length != size:
+            report.add(
+                Finding(
+                    DamageKind.DOCUMENT_MISMATCH,
+                    DOCUMENTS_TABLE,
+                    f"sha256={name}",
+                    f"the stored bytes ({length} bytes) hash to {digest}"
+                    + (f", and the recorded size is {size}" if length != size else ""),
+                )
+            )
+    report.checked.append(DOCUMENTS_TABLE)
+
+
+_IDEMPOTENCY_FACTS = {"type": "type", "entry_type": "type", "subject_id": "subject"}
+
+
+def _check_idempotency(
+    side: BesideReader, report: BesideReport, tokens: dict[str, dict[str, str]]
+) -> None:
+    have = side.columns(IDEMPOTENCY_TABLE)
+    extra = [c for c in _IDEMPOTENCY_FACTS if c in have]
+    columns = ("principal", "key", "idx", "tree_size", *extra)
+    for chunk in side.rows(IDEMPOTENCY_TABLE, columns, ("idx", "principal", "key")):
+        entries = _entries_for(side, chunk, 2)
+        for row in chunk:
+            principal, key, idx, tree_size = row[:4]
+            where = f"principal={principal}, key={key!r}"
+            entry = entries.get(int(idx))
+
+            def bad(detail: str, *, where: str = where, idx: int = int(idx)) -> None:
+                report.add(
+                    Finding(DamageKind.IDEMPOTENCY_MISMATCH, IDEMPOTENCY_TABLE, where, detail, idx)
+                )
+
+            if entry is None:
+                bad(f"it points at entry {idx}, which does not exist")
+                continue
+            sealed = side.sealing_size(int(idx))
+            if sealed is not None and sealed != int(tree_size):
+                bad(
+                    f"its tree size is {tree_size}, but entry {idx} was sealed in the "
+                    f"transaction of tree size {sealed}"
+                )
+                continue
+            token = tokens.get(_id(principal))
+            actor = entry.get("actor") or {}
+            if token is None:
+                bad(f"its principal is no token issued in the log (entry {idx} is by "
+                    f"{actor.get('id')!r})")  # fmt: skip
+                continue
+            want = {"id": token["principal"], "org": token["org"], "role": token["role"]}
+            got = {name: str(actor.get(name)) for name in want}
+            if got != want:
+                bad(
+                    f"entry {idx} ({entry['type']}) is by {got['id']!r} as {got['role']!r} of "
+                    f"{got['org']!r}; the row's token is held by {want['id']!r} as "
+                    f"{want['role']!r} of {want['org']!r}"
+                )
+                continue
+            for name, value in zip(extra, row[4:], strict=True):
+                said = (
+                    entry["type"] if _IDEMPOTENCY_FACTS[name] == "type" else entry["subject"]["id"]
+                )
+                if value is not None and _id(value) != _id(said):
+                    bad(f"its {name} is {value!r}, entry {idx} has {said!r}")
+    report.checked.append(IDEMPOTENCY_TABLE)
+
+
+def _check_embargo_salts(side: BesideReader, report: BesideReport) -> None:
+    columns = ("publication_id", "salt", "sha256", "idx")
+    for chunk in side.rows(EMBARGO_SALTS_TABLE, columns, ("idx", "publication_id")):
+        entries = _entries_for(side, chunk, 3)
+        for publication_id, salt, sha256, idx in chunk:
+            where = f"publication_id={publication_id}"
+            entry = entries.get(int(idx))
+
+            def bad(detail: str, *, where: str = where, idx: int = int(idx)) -> None:
+                report.add(
+                    Finding(DamageKind.EMBARGO_SALT_MISMATCH, EMBARGO_SALTS_TABLE, where, detail,
+                            idx)
+                )  # fmt: skip
+
+            if (
+                entry is None
+                or entry["type"] != "publication.embargoed"
+                or _id(entry["subject"]["id"]) != _id(publication_id)
+            ):
+                bad(f"entry {idx} is not this publication's embargo")
+                continue
+            commitment = str(entry["data"].get("commitment"))
+            document = side.document(str(sha256))
+            if document is None:
+                continue  # nothing to open it with here: a release entry would show the salt
+            if not matches(commitment, bytes(salt), document):
+                bad(
+                    f"SHA-256(salt ‖ document {str(sha256)[:16]}…) is not the commitment "
+                    f"{commitment[:16]}… of entry {idx}"
+                )
+    # Every embargo needs its salt to be released; a release reveals the salt it used.
+    for logged_chunk in side.entries_of_types(["publication.embargoed", "publication.released"]):
+        parsed = [(idx, _parse(raw)) for idx, raw in logged_chunk]
+        ids = sorted({_id(e["subject"]["id"]) for _, e in parsed})
+        rows = {
+            _id(r[0]): (bytes(r[1]), str(r[2]), int(r[3]))
+            for r in side.lookup(
+                EMBARGO_SALTS_TABLE, ("publication_id", "salt", "sha256", "idx"),
+                "publication_id", ids,
+            )
+        }  # fmt: skip
+        for idx, entry in parsed:
+            pid = _id(entry["subject"]["id"])
+            row = rows.get(pid)
+            where = f"publication_id={pid}"
+            if entry["type"] == "publication.embargoed" and (row is None or row[2] != idx):
+                report.add(
+                    Finding(
+                        DamageKind.EMBARGO_SALT_MISMATCH,
+                        EMBARGO_SALTS_TABLE,
+                        where,
+                        "the embargo's salt row is "
+                        + ("gone" if row is None else f"for entry {row[2]}"),
+                        idx,
+                    )
+                )
+            elif entry["type"] == "publication.released" and row is not None:
+                revealed = str(entry["data"].get("salt"))
+                if row[0].hex() != revealed.lower() or row[1] != entry["data"].get("sha256"):
+                    report.add(
+                        Finding(
+                            DamageKind.EMBARGO_SALT_MISMATCH,
+                            EMBARGO_SALTS_TABLE,
+                            where,
+                            "the salt or document hash kept differs from what the release "
+                            "entry revealed",
+                            idx,
+                        )
+                    )
+    report.checked.append(EMBARGO_SALTS_TABLE)
+
+
+def _check_attendance_salts(side: BesideReader, report: BesideReport) -> None:
+    columns = ("meeting_id", "org_id", "salt", "commitment", "idx")
+    for chunk in side.rows(ATTENDANCE_SALTS_TABLE, columns, ("idx", "meeting_id", "org_id")):
+        entries = _entries_for(side, chunk, 4)
+        for meeting_id, org_id, salt, commitment, idx in chunk:
+            where = f"meeting_id={meeting_id}, org_id={org_id}"
+            entry = entries.get(int(idx))
+            detail = None
+            if (
+                entry is None
+                or entry["type"] != "meeting.held_in_confidence"
+                or _id(entry["subject"]["id"]) != _id(meeting_id)
+            ):
+                detail = f"entry {idx} is not this meeting's held-in-confidence entry"
+            elif str(commitment) not in (entry["data"].get("attendance_commitments") or []):
+                detail = f"its commitment {str(commitment)[:16]}… is not in entry {idx}"
+            elif attendance_commitment(bytes(salt), str(org_id)) != str(commitment):
+                detail = "SHA-256(salt ‖ organisation id) is not its commitment"
+            if detail is not None:
+                report.add(
+                    Finding(DamageKind.ATTENDANCE_SALT_MISMATCH, ATTENDANCE_SALTS_TABLE, where,
+                            detail, int(idx))
+                )  # fmt: skip
+    for logged_chunk in side.entries_of_types(["meeting.held_in_confidence"]):
+        parsed = [(idx, _parse(raw)) for idx, raw in logged_chunk]
+        ids = sorted({_id(e["subject"]["id"]) for _, e in parsed})
+        held: dict[tuple[str, int], set[str]] = {}
+        for r in side.lookup(
+            ATTENDANCE_SALTS_TABLE, ("meeting_id", "commitment", "idx"), "meeting_id", ids
+        ):
+            held.setdefault((_id(r[0]), int(r[2])), set()).add(str(r[1]))
+        for idx, entry in parsed:
+            mid = _id(entry["subject"]["id"])
+            have = held.get((mid, idx), set())
+            lost = [c for c in entry["data"].get("attendance_commitments") or [] if c not in have]
+            if lost:
+                report.add(
+                    Finding(
+                        DamageKind.ATTENDANCE_SALT_MISMATCH,
+                        ATTENDANCE_SALTS_TABLE,
+                        f"meeting_id={mid}",
+                        f"{len(lost)} of the entry's attendance commitments have no salt row "
+                        f"(first {lost[0][:16]}…)",
+                        idx,
+                    )
+                )
+    report.checked.append(ATTENDANCE_SALTS_TABLE)
+
+
+def verify_side(
+    reader: LogReader, *, progress: Callable[[str], None] | None = None
+) -> BesideReport:
+    """Check every side table the service reads against the log, in ``reader``'s snapshot."""
+    started = time.perf_counter()
+    report = BesideReport()
+    side = BesideReader(reader)
+    if progress is not None:
+        progress("tokens")
+    tokens = _check_tokens(side, report)
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("revocations", lambda: _check_revocations(side, report)),
+        ("documents", lambda: _check_documents(side, report)),
+        ("idempotency keys", lambda: _check_idempotency(side, report, tokens)),
+        ("embargo salts", lambda: _check_embargo_salts(side, report)),
+        ("attendance salts", lambda: _check_attendance_salts(side, report)),
+    ]
+    for name, check in steps:
+        if progress is not None:
+            progress(name)
+        check()
+    report.seconds = time.perf_counter() - started
+    return report

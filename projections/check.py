@@ -1,0 +1,347 @@
+"""``ledger verify`` for the read models: every view table equals a rebuild from the log.
+
+The views are rebuilt into a scratch copy (a scratch SQLite file beside the store, with the
+store's file attached read-only; on PostgreSQL a scratch schema), all on one connection in
+one transaction, so the live tables are read in one snapshot, taken before the rebuild
+starts. Each view is rebuilt up to its own tracking position in that snapshot, then its
+tables are compared with the live ones by ``EXCEPT`` both ways, in the database (memory
+stays flat); the first differing row by primary key is named with the entry it derives
+from. The transaction is never committed: on PostgreSQL the scratch schema vanishes with
+its rollback (also on an interrupt or a lost connection); on SQLite the scratch file is
+deleted with its temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ledger.chain import DamageKind
+from ledger.settings import Settings
+from ledger.storage import open_reader
+from ledger.verify_side import BesideReport, Finding
+from projections import all_views
+from projections.base import GENERATED_COLUMNS, View
+from projections.db import Db
+from projections.runner import ENTRIES, TRACKING, Runner
+from projections.search import _PER_ENTRY, FTS
+
+__all__ = ["SCRATCH_PREFIX", "check_read_models"]
+
+SCRATCH_PREFIX = ".verify-scratch-"
+RUNNER = "runner"  # the "view" named for the runner's own entry index, pv_entries
+
+Progress = Callable[[int, int], None]
+
+
+class _ScratchDb(Db):
+    """The scratch views' Db: every runner transaction is part of the one outer transaction
+    (never committed), so the live tables stay in the snapshot it began with."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[Db]:
+        yield self
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _Side:
+    """Names and catalogue queries for one dialect: ``live`` and ``scratch`` qualifiers."""
+
+    def __init__(self, db: Db, live: str, scratch: str) -> None:
+        self.db = db
+        self.live = live
+        self.scratch = scratch
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        if self.db.dialect == "sqlite":
+            rows = self.db.all(f"PRAGMA {_q(schema)}.table_info({_q(table)})")
+            return [str(r[1]) for r in rows]
+        rows = self.db.all(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, table],
+        )
+        return [str(r[0]) for r in rows]
+
+    def key(self, table: str) -> list[str]:
+        """The scratch table's primary-key columns, in key order."""
+        if self.db.dialect == "sqlite":
+            rows = self.db.all(f"PRAGMA {_q(self.scratch)}.table_info({_q(table)})")
+            return [str(r[1]) for r in sorted(rows, key=lambda r: r[5]) if r[5] > 0]
+        rows = self.db.all(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = (?)::regclass AND i.indisprimary "
+            "ORDER BY array_position(i.indkey, a.attnum)",
+            [f"{_q(self.scratch)}.{_q(table)}"],
+        )
+        return [str(r[0]) for r in rows]
+
+
+def _derived_from(columns: Sequence[str], row: Sequence[Any], table: str) -> int | None:
+    """The index of the entry a row derives from: the one that made it true."""
+    if table == FTS:
+        return int(row[0]) // _PER_ENTRY
+    names = list(columns)
+    for name in ("valid_from", "idx", *(c for c in names if c.endswith("_index"))):
+        if name in names and row[names.index(name)] is not None:
+            return int(row[names.index(name)])
+    return None
+
+
+def _show(columns: Sequence[str], row: Sequence[Any], limit: int = 60) -> str:
+    parts = []
+    for name, value in zip(columns, row, strict=True):
+        text = repr(value)
+        parts.append(f"{name}={text if len(text) <= limit else text[:limit] + '…'}")
+    return ", ".join(parts)
+
+
+def _compare(
+    side: _Side, view: str, table: str, *, where: str = "", fts: bool = False
+) -> Finding | None:
+    """The first row by key in which the live table and the scratch rebuild differ."""
+    db = side.db
+    if fts:
+        columns, key = ["rowid", "title", "body"], ["rowid"]
+    else:
+        columns = [c for c in side.columns(side.scratch, table) if c not in GENERATED_COLUMNS]
+        have = set(side.columns(side.live, table))
+        if not have:
+            return Finding(
+                DamageKind.READ_MODEL_MISMATCH, table, "-", "the table is gone", None, view
+            )
+        lacking = [c for c in columns if c not in have]
+        if lacking:
+            return Finding(
+                DamageKind.READ_MODEL_MISMATCH,
+                table,
+                "-",
+                f"the table lacks column(s) {', '.join(lacking)}",
+                None,
+                view,
+            )
+        key = side.key(table) or columns
+    cols = ", ".join(_q(c) if c != "rowid" else c for c in columns)
+    order = ", ".join(_q(c) if c != "rowid" else c for c in key)
+    live = f"{_q(side.live)}.{_q(table)}"
+    scratch = f"{_q(side.scratch)}.{_q(table)}"
+    cond = f" WHERE {where}" if where else ""
+
+    def first(a: str, b: str) -> tuple[Any, ...] | None:
+        return db.one(
+            f"SELECT {cols} FROM {a}{cond} EXCEPT SELECT {cols} FROM {b}{cond} "
+            f"ORDER BY {order} LIMIT 1"
+        )
+
+    extra, missing = first(live, scratch), first(scratch, live)
+    if extra is None and missing is None:
+        return None
+    positions = [columns.index(k) for k in key]
+
+    def key_of(row: tuple[Any, ...]) -> tuple[str, ...]:
+        return tuple(repr(row[p]) for p in positions)
+
+    if extra is not None and missing is not None and key_of(extra) == key_of(missing):
+        changed = [
+            f"{name} is {_short(a)} in the stored view, a rebuild gives {_short(b)}"
+            for name, a, b in zip(columns, extra, missing, strict=True)
+            if a != b
+        ]
+        row, detail = extra, "; ".join(changed)
+    elif extra is not None and (
+        missing is None or _sort_key(extra, positions) <= _sort_key(missing, positions)
+    ):
+        row, detail = extra, f"a row a rebuild does not make: {_show(columns, extra)}"
+    else:
+        assert missing is not None
+        row, detail = missing, f"a row a rebuild makes is missing: {_show(columns, missing)}"
+    keyed = ", ".join(f"{k}={row[p]!r}" for k, p in zip(key, positions, strict=True))
+    return Finding(
+        DamageKind.READ_MODEL_MISMATCH,
+        table,
+        keyed,
+        detail,
+        _derived_from(columns, row, table),
+        view,
+    )
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _sort_key(row: tuple[Any, ...], positions: list[int]) -> tuple[tuple[int, Any], ...]:
+    """Key values in a comparable form (numbers before text, as the databases order)."""
+    out = []
+    for p in positions:
+        value = row[p]
+        out.append((0, value) if isinstance(value, int) else (1, str(value)))
+    return tuple(out)
+
+
+def _tables_of(view: View, dialect: str) -> list[tuple[str, bool]]:
+    tables = [(t, False) for t in view.tables]
+    if view.name == "search" and dialect == "sqlite":
+        tables.append((FTS, True))
+    return tables
+
+
+def _live_positions(db: Db, live: str) -> dict[str, int] | None:
+    """Each built view's tracking position in the live snapshot (None: never set up)."""
+    side = _Side(db, live, live)
+    if not side.columns(live, TRACKING):
+        return None
+    rows = db.all(f"SELECT view, position FROM {_q(live)}.{_q(TRACKING)}")
+    return {str(name): int(pos) for name, pos in rows}
+
+
+def _check(
+    db: Db,
+    live: str,
+    scratch: str,
+    settings: Settings,
+    views: list[View],
+    progress: Progress | None,
+) -> BesideReport:
+    report = BesideReport()
+    positions = _live_positions(db, live)  # the first read: it fixes the live snapshot
+    if positions is None:
+        report.not_built = [view.name for view in views]
+        return report
+    side = _Side(db, live, scratch)
+    built: list[View] = []
+    for view in views:
+        tables = [t for t, fts in _tables_of(view, db.dialect) if not fts]
+        if view.name not in positions or not all(side.columns(live, t) for t in tables):
+            report.not_built.append(view.name)
+        else:
+            built.append(view)
+    if not built:
+        return report
+    log = open_reader(settings, snapshot=False)
+    runner = Runner(db, log, built)
+    try:
+        runner.setup(lock=False)
+        total = max(positions[v.name] for v in built)
+        for target in sorted({positions[v.name] for v in built}):
+            runner.views = {v.name: v for v in built if positions[v.name] >= target}
+            runner.catch_up(
+                stop=target,
+                progress=None if progress is None else (lambda done, _: progress(done, total)),
+            )
+            reached = runner.position()
+            for view in built:
+                if positions[view.name] != target:
+                    continue
+                if reached < target:
+                    report.add(
+                        Finding(
+                            DamageKind.READ_MODEL_MISMATCH,
+                            TRACKING,
+                            f"view={view.name!r}",
+                            f"the view says it applied {target} entries; the log has {reached}",
+                            reached,
+                            view.name,
+                        )
+                    )
+                    continue
+                for table, fts in _tables_of(view, db.dialect):
+                    finding = _compare(side, view.name, table, fts=fts)
+                    report.checked.append(table)
+                    if finding is not None:
+                        report.add(finding)
+        # The runner's entry index (time, type, subject of each index), as far as the
+        # furthest view.
+        finding = _compare(side, RUNNER, ENTRIES, where=f"idx < {int(total)}")
+        report.checked.append(ENTRIES)
+        if finding is not None:
+            report.add(finding)
+    finally:
+        runner.views = {}
+        log.close()
+    return report
+
+
+def check_read_models(
+    settings: Settings,
+    *,
+    views: list[View] | None = None,
+    progress: Progress | None = None,
+) -> BesideReport:
+    """Compare every built read model with a rebuild from the log; the store is unchanged."""
+    started = time.perf_counter()
+    chosen = views if views is not None else all_views()
+    if settings.database_url:
+        report = _check_postgresql(settings, chosen, progress)
+    else:
+        report = _check_sqlite(settings, chosen, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_sqlite(settings: Settings, views: list[View], progress: Progress | None) -> BesideReport:
+    path = settings.sqlite_path
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=path.parent) as scratch_dir:
+        conn = sqlite3.connect(
+            f"file:{quote(str(Path(scratch_dir) / 'views.sqlite'))}",
+            isolation_level=None,
+            check_same_thread=False,
+            uri=True,
+        )
+        try:
+            # Scratch data: no journal, no syncs; the store's file is attached read-only.
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("ATTACH DATABASE ? AS live", (f"file:{quote(str(path))}?mode=ro",))
+            # One transaction for everything: the live file is read in one snapshot (from
+            # the first read of its tracking), while the scratch tables fill up.
+            conn.execute("BEGIN")
+            try:
+                return _check(_ScratchDb(conn, "sqlite"), "live", "main", settings, views,
+                              progress)  # fmt: skip
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+
+def _check_postgresql(
+    settings: Settings, views: list[View], progress: Progress | None
+) -> BesideReport:
+    import psycopg
+
+    scratch = f"ledger_verify_{uuid.uuid4().hex[:12]}"
+    conn = psycopg.connect(
+        str(settings.database_url),
+        autocommit=True,
+        options=f"-c search_path={scratch}",
+        connect_timeout=10,
+    )
+    try:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        # Never committed: the scratch schema and everything in it go with the rollback.
+        with conn.transaction() as tx:
+            conn.execute("SET LOCAL synchronous_commit = off")
+            positions_first = _ScratchDb(conn, "postgresql")
+            # The snapshot is taken by the first query that reads data: the live tracking.
+            _live_positions(positions_first, settings.pg_schema)
+            conn.execute(f"CREATE SCHEMA {_q(scratch)}")
+            report = _check(positions_first, settings.pg_schema, scratch, settings, views, progress)
+            raise psycopg.Rollback(tx)
+    finally:
+        conn.close()
+    return report
