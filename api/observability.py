@@ -42,7 +42,9 @@ __all__ = [
     "JsonFormatter",
     "Metrics",
     "RequestLog",
+    "TextFormatter",
     "configure_logging",
+    "escape_controls",
     "startup_line",
 ]
 
@@ -72,13 +74,42 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(document, default=str).decode()
 
 
+# C0 and C1 controls, DEL and the Unicode line and paragraph separators: anything a
+# terminal or a log reader could take as the end of a line or a command.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``)."""
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """Readable lines for humans (``LEDGER_LOG_FORMAT=text``). Control characters in any
+    logged value (a URL path, say) are escaped, so one record is one line and no value can
+    forge another; a traceback follows on lines of its own, each indented."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802
+        text = super().formatException(ei)
+        return "\n".join("    " + escape_controls(line) for line in text.splitlines())
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return "\n".join("    " + escape_controls(line) for line in stack_info.splitlines())
+
+
 def configure_logging(settings: Settings) -> None:
     """Send the ``ledger`` loggers to stderr in the configured format and level."""
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger("ledger")
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

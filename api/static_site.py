@@ -119,9 +119,9 @@ def _page_file(path: str, params: list[tuple[str, str]]) -> str | None:
         base = "index"
     elif path.startswith("/web/") and path.rstrip("/") != "/web" and path != "/web/search":
         segments = [unquote(s) for s in path[1:].split("/")]
-        if any(s in ("", ".", "..") or "/" in s or "\x00" in s for s in segments):
+        if any(s in ("", ".", "..") or "\x00" in s for s in segments):
             return None
-        base = "/".join(segments)
+        base = "/".join(_file_segment(s) for s in segments)
     else:
         return None
     if any(k not in PAGE_PARAMS for k, _ in params):
@@ -140,9 +140,15 @@ def _feed_file(path: str, params: list[tuple[str, str]]) -> str | None:
     if params or not path.startswith("/feeds/") or not path.endswith(".atom"):
         return None
     segments = [unquote(s) for s in path[1:].split("/")]
-    if any(s in ("", ".", "..") or "/" in s for s in segments):
+    if any(s in ("", ".", "..") or "\x00" in s for s in segments):
         return None
-    return "/".join(segments)
+    return "/".join(_file_segment(s) for s in segments)
+
+
+def _file_segment(segment: str) -> str:
+    """A URL path segment (decoded) as one file or directory name: an id recorded before ids
+    had to be slugs may hold "/" or other characters, which stay percent-encoded."""
+    return quote(segment, safe="-._~!$&'()*+,;=:@")
 
 
 def _static_form(form: str, at: int) -> str:
@@ -514,7 +520,9 @@ def export_site(
     started = time.perf_counter()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)
+    # Absolute links (feeds) are made from the public URL: the in-process origin here, so
+    # that they are rewritten to relative ones like every other link.
+    app = create_app(settings.model_copy(update={"public_url": ORIGIN}))
     with TestClient(app, base_url=ORIGIN, raise_server_exceptions=True) as client:
         tiles = export_tiles(settings, directory)
         note = (directory / "checkpoint").read_text()

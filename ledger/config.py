@@ -134,4 +134,11 @@ def check_settings(settings: Settings) -> ConfigReport:
             )
     if settings.write_rate == 0:
         report.warnings.append("LEDGER_WRITE_RATE=0: tokens have no write budget")
+    if settings.public_url is None:
+        report.warnings.append(
+            "no public URL (LEDGER_PUBLIC_URL): feeds and the audit page link to the address "
+            "the server listens on, which behind a proxy is not the one readers use"
+        )
+    elif not settings.public_url.startswith("https://"):
+        report.warnings.append(f"LEDGER_PUBLIC_URL {settings.public_url} is not https://")
     return report

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         default="localhost/open-policy-ledger",
         description="the log's name: the checkpoint origin and the signing key's name",
     )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s@]+(/[^?#\s]*)?$",
+        description="the service's public base URL (e.g. https://ledger.example.gov.uk) for "
+        "absolute links in feeds and the audit page; unset: the address the server listens "
+        "on, never a request's Host header",
+    )
     sqlite_lock_timeout: int = Field(
         default=30, ge=1, description="seconds a writer waits for SQLite's write lock"
     )

@@ -25,9 +25,11 @@ from api.web.site import (
     html_errors,
     label,
     not_found,
+    public_base_url,
+    url_segment,
 )
 
-__all__ = ["ATOM", "router", "tag_base"]
+__all__ = ["ATOM", "router", "tag_base", "xml_text"]
 
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA_TYPE = "application/atom+xml"
@@ -54,17 +56,27 @@ def tag_base(view: View) -> str:
     return f"tag:{authority},{date}:{specific}"
 
 
+# Not XML 1.0 characters (§2.2): ElementTree writes them as they are, and the feed is then
+# not XML. Commands refuse them (ledger.text); entries recorded before that may hold them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: str) -> str:
+    """``value`` with every character XML 1.0 cannot hold replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", value)
+
+
 def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
+    element = ET.SubElement(parent, f"{{{ATOM}}}{tag}", {k: xml_text(v) for k, v in attrs.items()})
     if text is not None:
-        element.text = text
+        element.text = xml_text(text)
     return element
 
 
 def _feed(
     view: View, *, feed_id: str, title: str, self_path: str, page_path: str, subtitle: str
 ) -> ET.Element:
-    base = str(view.request.base_url).rstrip("/")
+    base = public_base_url(view.request)
     feed = ET.Element(f"{{{ATOM}}}feed")
     _el(feed, "id", feed_id)
     _el(feed, "title", title)
@@ -89,7 +101,7 @@ def _entry(
     entry_type: str,
     summary: str,
 ) -> None:
-    base = str(view.request.base_url).rstrip("/")
+    base = public_base_url(view.request)
     entry = _el(feed, "entry")
     _el(entry, "id", entry_id)
     _el(entry, "title", title)
@@ -106,7 +118,7 @@ def _entry(
 
 def _respond(feed: ET.Element, updated: str, at: int) -> Response:
     updated_el = ET.Element(f"{{{ATOM}}}updated")
-    updated_el.text = updated
+    updated_el.text = xml_text(updated)
     feed.insert(3, updated_el)
     ET.register_namespace("", ATOM)
     body = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
@@ -190,12 +202,13 @@ def proposal_feed(request: Request, proposal_id: str, as_of: AsOf = None) -> Res
     if found is None:
         raise not_found("There is no proposal with that id at this point in the log.")
     base = tag_base(view)
-    history_path = f"/web/proposals/{proposal_id}/history"
+    segment = url_segment(proposal_id)
+    history_path = f"/web/proposals/{segment}/history"
     feed = _feed(
         view,
-        feed_id=f"{base}/feed/proposal/{proposal_id}",
+        feed_id=f"{base}/feed/proposal/{segment}",
         title=f"{found['title']}: history",
-        self_path=f"/feeds/proposals/{proposal_id}.atom",
+        self_path=f"/feeds/proposals/{segment}.atom",
         page_path=history_path,
         subtitle="Every entry about this proposal, newest first.",
     )

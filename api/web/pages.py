@@ -24,7 +24,9 @@ from api.web.site import (
     every,
     html_errors,
     not_found,
+    public_base_url,
     render,
+    url_segment,
 )
 from projections import search as search_view
 
@@ -68,7 +70,7 @@ def home(request: Request, as_of: AsOf = None) -> Response:
     )
 
 
-@router.get("/web/strands/{process_id}/{strand_id}")
+@router.get("/web/strands/{process_id}/{strand_id:path}")  # old strand ids may hold "/"
 @html_errors
 def strand(request: Request, process_id: str, strand_id: str, as_of: AsOf = None) -> Response:
     process_id = clean_id(process_id, "process")
@@ -430,7 +432,7 @@ def organisation(request: Request, organisation_id: str, as_of: AsOf = None) -> 
 
 
 def _hit_link(view: View, hit: dict[str, Any]) -> str:
-    kind, ref, sub = hit["kind"], hit["ref_id"], hit["sub_id"]
+    kind, ref, sub = hit["kind"], url_segment(hit["ref_id"]), hit["sub_id"]
     if kind == "proposal":
         return view.link(f"/web/proposals/{ref}")
     if kind == "amendment":
@@ -476,7 +478,7 @@ def audit(request: Request, as_of: AsOf = None) -> Response:
     settings = request.app.state.settings
     signers = _signers(latest[2]) if latest is not None else []
     cosigners = [name for name in signers if name != settings.log_name]
-    base = str(request.base_url).rstrip("/")
+    base = public_base_url(request)
     size = latest[0] if latest is not None else 0
     return render(
         view,

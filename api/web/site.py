@@ -52,10 +52,12 @@ __all__ = [
     "humanise",
     "label",
     "not_found",
+    "public_base_url",
     "render",
     "snippet",
     "static_url",
     "templates",
+    "url_segment",
 ]
 
 log = logging.getLogger("api.web")
@@ -281,6 +283,28 @@ def static_url(name: str) -> str:
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.trim_blocks = True
+def url_segment(value: Any) -> str:
+    """One path segment, percent-encoded (``/`` too): ids recorded before they had to be
+    slugs may hold anything. The ``segment`` filter of every template."""
+    return quote(str(value), safe="")
+
+
+def public_base_url(request: Request) -> str:
+    """The base of absolute links (feeds, the audit page): ``LEDGER_PUBLIC_URL``, or when it
+    is unset the address this server listens on. Never the request's ``Host`` header, which
+    the client chooses."""
+    configured = request.app.state.settings.public_url
+    if configured:
+        return str(configured).rstrip("/")
+    scheme = "https" if request.scope.get("scheme") == "https" else "http"
+    server = request.scope.get("server") or ("127.0.0.1", None)
+    host, port = str(server[0]), server[1]
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = port is None or (scheme, port) in (("http", 80), ("https", 443))
+    return f"{scheme}://{host}" + ("" if default_port else f":{port}")
+
+
 templates.env.lstrip_blocks = True
 templates.env.filters.update(
     date=format_date,
@@ -305,6 +329,7 @@ templates.env.globals.update(
     ORG_KIND_LABELS=ORG_KIND_LABELS,
 )
 
+    segment=url_segment,
 
 # Errors ------------------------------------------------------------------------------------
 
@@ -631,16 +656,17 @@ class Names:
     def subject(self, kind: str, subject_id: str) -> tuple[str, str | None]:
         """A log subject's name and the path of its page (None when it has none)."""
         if kind == "proposal":
-            return self.proposal(subject_id), f"/web/proposals/{subject_id}"
+            return self.proposal(subject_id), f"/web/proposals/{segment}"
         if kind == "meeting":
-            return self.meeting(subject_id), f"/web/meetings/{subject_id}"
+            return self.meeting(subject_id), f"/web/meetings/{segment}"
         if kind == "publication":
-            return self.publication(subject_id), f"/web/publications/{subject_id}"
+            return self.publication(subject_id), f"/web/publications/{segment}"
         if kind == "organisation":
-            return self.org(subject_id), f"/web/organisations/{subject_id}"
+            return self.org(subject_id), f"/web/organisations/{segment}"
         if kind == "process":
             for found in self.processes:
                 if found["id"] == subject_id:
                     return str(found["title"]), "/"
             return "The process", "/"
         return humanise(kind), None
+        segment = url_segment(subject_id)

@@ -56,6 +56,7 @@ def production(tmp_path: Path) -> dict[str, str]:
             [{"url": "https://witness.example", "key": witness.verifier_key()}]
         ),
         LEDGER_CORS_ORIGINS='["https://data.gov.example"]',
+        LEDGER_PUBLIC_URL="https://ledger.gov.example",
     )
 
 
@@ -130,10 +131,22 @@ def test_warnings_for_weak_but_allowed_choices(tmp_path: Path) -> None:
     env = production(tmp_path)
     del env["LEDGER_WITNESSES"]
     del env["LEDGER_MASTER_KEY_FILE"]
+    del env["LEDGER_PUBLIC_URL"]
     done = run(env, "config", "check")
     assert done.returncode == 0
     assert "warning: no witnesses" in done.stdout
     assert "warning: no master key" in done.stdout
+    assert "warning: no public URL (LEDGER_PUBLIC_URL)" in done.stdout
+
+
+def test_a_public_url_that_is_not_a_base_url_is_one_line_naming_it(tmp_path: Path) -> None:
+    env = production(tmp_path)
+    for bad in ("ledger.gov.example", "https://ledger.gov.example/?next=x", "javascript:alert(1)"):
+        env["LEDGER_PUBLIC_URL"] = bad
+        done = run(env, "config", "check")
+        assert done.returncode != 0, bad
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert "LEDGER_PUBLIC_URL" in done.stderr, done.stderr
 
 
 def test_migrate_twice_then_rebuild_and_status(store: Store) -> None:
