@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ledger.audit as audit_package
 from ledger import merkle
 from ledger.audit import (
+    BUNDLE_FORMAT,
     AuditError,
     AuditState,
     BundleError,
@@ -49,13 +50,15 @@ from ledger.audit import (
     write_bundle,
 )
 from ledger.audit import merkle as audit_merkle
-from ledger.audit.sources import Source
+from ledger.audit.auditor import MAX_STATE_BYTES
+from ledger.audit.sources import MAX_JSON_DEPTH, Source, json_too_deep
 from ledger.checkpoint import (
     Checkpoint,
     CosignatureSigner,
     Ed25519Signer,
     sign_note,
 )
+from ledger.cli import main as ledger_cli
 from ledger.encoding import GENESIS_PREV, encode_entry, entry_hash
 
 LOG_NAME = "example.gov.uk/open-policy"
@@ -618,11 +621,165 @@ def test_witness_quorum(state: Path) -> None:
 
 
 def test_origin_change_is_a_consistency_error(trusted: tuple[Path, list[bytes]]) -> None:
-    """A checkpoint for another origin under the same key is not this log."""
+    """A checkpoint for another origin under the same key is not this log; both are named."""
     state, entries = trusted
+    before = state.read_bytes()
     longer = make_chain(10, start=entries)
-    with pytest.raises(ConsistencyError, match="origin"):
-        run(MemorySource(longer, sign(longer, origin="other.example/log")), state)
+    source = MemorySource(longer, sign(longer, origin="other.example/log"))
+    with pytest.raises(ConsistencyError, match="origin") as caught:
+        run(source, state)
+    assert "'other.example/log'" in str(caught.value)
+    assert repr(LOG_NAME) in str(caught.value)
+    assert source.requests == []
+    assert source.proof_requests == []
+    assert state.read_bytes() == before
+
+
+# --------------------------------------------------------------------------------------
+# The signature first: a note the log's key did not sign is no evidence of anything
+# --------------------------------------------------------------------------------------
+
+
+def _garbage_signature(note: str) -> str:
+    """``note`` with the log's signature replaced by garbage, under the log's key id."""
+    body, _, line = note[:-1].rpartition("\n")
+    name, encoded = line[2:].split(" ")
+    raw = base64.b64decode(encoded)
+    garbage = raw[:4] + hashlib.sha512(raw).digest()
+    return f"{body}\n\u2014 {name} {base64.b64encode(garbage).decode()}\n"
+
+
+FORGERIES: dict[str, Callable[[list[bytes]], str]] = {
+    "another key": lambda log: sign(log, [log_signer("impostor")]),
+    "garbage under the log's key id": lambda log: _garbage_signature(sign(log)),
+}
+
+# What the forged note claims, against a state that trusts the 8 entries of make_chain(8):
+CLAIMS: dict[str, Callable[[list[bytes]], list[bytes]]] = {
+    "smaller (looks like a rollback)": lambda trusted: trusted[:5],
+    "same size, other root (looks like a fork)": lambda trusted: make_chain(8, rename="!"),
+    "same size, same root": lambda trusted: trusted,
+    "larger, extends the trusted log": lambda trusted: make_chain(12, start=trusted),
+    "larger, rewritten (looks like a fork)": lambda trusted: make_chain(12, rename="!"),
+}
+
+
+@pytest.mark.parametrize("proofs", [True, False], ids=["with proofs", "without proofs"])
+@pytest.mark.parametrize("claim", sorted(CLAIMS))
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_a_forged_checkpoint_is_not_signed_never_a_rollback_or_fork(
+    trusted: tuple[Path, list[bytes]], forgery: str, claim: str, proofs: bool
+) -> None:
+    """A man in the middle cannot make the auditor report false evidence against the log.
+
+    Whatever the forged note claims (smaller, same size with another root, larger and
+    rewritten), the audit says it is not signed by the log's key, and no proof was asked
+    for: nothing in the note was compared with the kept state before its signature.
+    """
+    state, entries = trusted
+    before = state.read_bytes()
+    served = CLAIMS[claim](entries)
+    source = MemorySource(served, FORGERIES[forgery](served), proofs=proofs)
+    with pytest.raises(AuditError) as caught:
+        run(source, state)
+    assert type(caught.value) is NoteError, caught.value
+    assert f"is not signed by the log's key {LOG_NAME}+" in str(caught.value)
+    assert "no evidence of a rollback or fork" in str(caught.value)
+    assert source.proof_requests == []
+    if len(served) <= len(entries) or forgery != "another key":
+        assert source.requests == []  # refused before anything was read
+    assert state.read_bytes() == before
+
+
+def test_a_forged_checkpoint_is_refused_on_a_first_audit(state: Path) -> None:
+    """From an empty state too, a note signed by another key is 'not signed', and no state is
+    written, even if the entries served chain correctly."""
+    entries = make_chain(6)
+    with pytest.raises(NoteError, match="is not signed by the log's key"):
+        run(MemorySource(entries, sign(entries, [log_signer("impostor")])), state)
+    assert not state.exists()
+
+
+def test_the_genuine_rollback_and_fork_are_still_reported(
+    trusted: tuple[Path, list[bytes]],
+) -> None:
+    """Signed by the log's key (beside a forged signature by another), the same notes are
+    evidence: rollback and fork, as before."""
+    state, entries = trusted
+    both = [log_signer(), log_signer("impostor")]
+    with pytest.raises(ConsistencyError, match=r"^rollback: "):
+        run(MemorySource(entries[:5], sign(entries[:5], both)), state)
+    forked = make_chain(8, rename="!")
+    with pytest.raises(ConsistencyError, match=r"^fork: "):
+        run(MemorySource(forked, sign(forked, both)), state)
+
+
+# --------------------------------------------------------------------------------------
+# Pinning the origin
+# --------------------------------------------------------------------------------------
+
+
+def test_a_first_audit_trusts_the_origin_and_keeps_it(state: Path) -> None:
+    """Without a pin, a first audit says it took the origin on trust; the state keeps it."""
+    entries = make_chain(4)
+    first = run(source_for(entries), state)
+    assert first.origin_first_trusted
+    assert json.loads(state.read_text())["origin"] == LOG_NAME
+    second = run(source_for(make_chain(6, start=entries)), state)
+    assert not second.origin_first_trusted
+
+
+def test_a_first_audit_of_an_empty_log_keeps_its_origin(state: Path) -> None:
+    """Even at size 0 the state records the origin, so another log is refused later."""
+    run(source_for([]), state)
+    assert json.loads(state.read_text())["origin"] == LOG_NAME
+    other = make_chain(3)
+    with pytest.raises(ConsistencyError, match=re.escape("'other.example/log'")):
+        run(MemorySource(other, sign(other, origin="other.example/log")), state)
+
+
+def test_the_pinned_origin_is_enforced_on_a_first_audit(state: Path) -> None:
+    """A pinned origin refuses a checkpoint for another origin, naming both."""
+    entries = make_chain(4)
+    with pytest.raises(ConsistencyError) as caught:
+        run(source_for(entries), state, origin="other.example/log")
+    assert f"the checkpoint is for the log {LOG_NAME!r}" in str(caught.value)
+    assert "the pinned origin is 'other.example/log'" in str(caught.value)
+    assert not state.exists()
+    pinned = run(source_for(entries), state, origin=LOG_NAME)
+    assert not pinned.origin_first_trusted
+    assert json.loads(state.read_text())["origin"] == LOG_NAME
+
+
+def test_a_pin_that_contradicts_the_state_is_refused_before_reading(
+    trusted: tuple[Path, list[bytes]],
+) -> None:
+    """A state kept for one log is not used for another: refused before the source is read."""
+    state, entries = trusted
+    before = state.read_bytes()
+
+    class Counting(MemorySource):
+        notes: int = 0
+
+        def checkpoint(self) -> bytes:
+            self.notes += 1
+            return super().checkpoint()
+
+    source = Counting(entries, sign(entries))
+    with pytest.raises(StateError) as caught:
+        run(source, state, origin="other.example/log")
+    assert f"trusts the log {LOG_NAME!r}" in str(caught.value)
+    assert "the pinned origin is 'other.example/log'" in str(caught.value)
+    assert source.notes == 0
+    assert state.read_bytes() == before
+
+
+@pytest.mark.parametrize("origin", ["", "two\nlines", "tab\there"])
+def test_a_malformed_pinned_origin_is_refused(state: Path, origin: str) -> None:
+    """The pinned origin must be one non-empty line, as a checkpoint's first line is."""
+    with pytest.raises(NoteError, match="pinned origin must be one non-empty line"):
+        run(source_for(make_chain(2)), state, origin=origin)
+    assert not state.exists()
 
 
 def test_progress_is_reported(state: Path) -> None:
@@ -932,6 +1089,9 @@ class FakeService:
     extra_entry: bytes | None = None
     empty_entries: bool = False
     proof_document: Any = None
+    proof_bytes: bytes | None = None  # served verbatim as the consistency proof's body
+    problem_body: bytes | None = None  # the answer to ``problem_for`` is this problem+json
+    problem_for: str = "checkpoint"
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -944,7 +1104,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _send(self, body: bytes, content_type: str, kind: str) -> None:
         service = self.server.service  # type: ignore[attr-defined]
-        self.send_response(service.status)
+        status = service.status
+        if service.problem_body is not None:
+            if kind != service.problem_for:
+                status = 200
+            else:
+                body, content_type, kind = service.problem_body, "application/problem+json", "-"
+        self.send_response(status)
         self.send_header("Content-Type", service.content_types.get(kind, content_type))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -974,7 +1140,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     base64.b64encode(h).decode() for h in merkle.consistency_proof(old, hashes)
                 ],
             }
-            self._send(json.dumps(document).encode(), "application/json", "proof")
+            body = service.proof_bytes or json.dumps(document).encode()
+            self._send(body, "application/json", "proof")
         else:
             self._send(b"not found", "text/plain", "none")
 
@@ -1061,6 +1228,162 @@ def test_http_source_refuses_bad_urls_and_unreachable_servers() -> None:
     server.server_close()
     with pytest.raises(SourceError, match=f"127.0.0.1:{port}/checkpoint"):
         HttpSource(f"http://127.0.0.1:{port}", timeout=2).checkpoint()
+
+
+# --------------------------------------------------------------------------------------
+# Hostile answers: nested or oversized JSON is a clear audit error, never an internal one
+# --------------------------------------------------------------------------------------
+
+_UNITS = {b"[": b"]", b'{"a":': b"}", b'[{"b":': b"}]"}
+
+
+@st.composite
+def nested_json(draw: st.DrawFn, max_depth: int = 100_000) -> bytes:
+    """Arrays and objects nested deeper than MAX_JSON_DEPTH, closed or not."""
+    unit = draw(st.sampled_from(sorted(_UNITS)))
+    depth = draw(st.integers(MAX_JSON_DEPTH + 1, max_depth))
+    repeats = -(-depth // (unit.count(b"[") + unit.count(b"{")))
+    opened = unit * repeats
+    if draw(st.booleans()):
+        return opened + b"1" + _UNITS[unit] * repeats
+    return opened
+
+
+def _limits(message: str) -> bool:
+    """Whether ``message`` names the depth or size limit that was broken."""
+    return bool(re.search(rf"nested deeper than {MAX_JSON_DEPTH} levels|over \d+ bytes", message))
+
+
+HOSTILE = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@HOSTILE
+@given(nested=nested_json())
+def test_a_nested_consistency_proof_is_a_source_error(
+    http_log: tuple[str, FakeService], tmp_path: Path, nested: bytes
+) -> None:
+    """A proof answer nested (up to 100,000 deep) is a SourceError naming the URL and the
+    limit; the state stays as it was."""
+    url, service = http_log
+    state = tmp_path / "proof.state"
+    if not state.exists():
+        run(HttpSource(url), state)
+        service.entries = make_chain(45, start=service.entries)
+        service.note = sign(service.entries)
+    before = state.read_bytes()
+    service.proof_bytes = b'{"old":20,"new":45,"proof":[' + nested + b"]}"
+    with pytest.raises(SourceError) as caught:
+        run(HttpSource(url), state)
+    assert f"GET {url.rstrip('/')}/proof/consistency?old=20&new=45: " in str(caught.value)
+    assert _limits(str(caught.value)), caught.value
+    assert state.read_bytes() == before
+
+
+@HOSTILE
+@given(nested=nested_json())
+def test_a_nested_problem_body_is_named_not_parsed(
+    http_log: tuple[str, FakeService], tmp_path: Path, nested: bytes
+) -> None:
+    """An error answer whose problem+json body is nested or oversized still fails the audit
+    as the HTTP error it is, saying why its detail is not shown."""
+    url, service = http_log
+    service.status, service.problem_body = 500, nested
+    state = tmp_path / "problem.state"
+    with pytest.raises(SourceError, match=r"HTTP 500 .*\(problem body not read: ") as caught:
+        run(HttpSource(url), state)
+    assert _limits(str(caught.value)), caught.value
+    assert not state.exists()
+
+
+@st.composite
+def hostile_headers(draw: st.DrawFn) -> bytes:
+    """A bundle header line with nested JSON at the top or inside a key."""
+    nested = draw(nested_json())
+    if draw(st.booleans()):
+        return nested + b"\n"
+    key = draw(st.sampled_from(["sealed", "checkpoint", "format", "extra"]))
+    return b'{"format":"' + BUNDLE_FORMAT.encode() + b'","' + key.encode() + b'":' + nested + b"}\n"
+
+
+@HOSTILE
+@given(header=hostile_headers())
+def test_a_nested_bundle_header_is_a_bundle_error(tmp_path: Path, header: bytes) -> None:
+    """A bundle whose header nests too deep is a BundleError naming the file and the limit."""
+    bundle = tmp_path / "nested.bundle"
+    bundle.write_bytes(header + make_chain(1)[0] + b"\n")
+    with pytest.raises(BundleError) as caught:
+        BundleSource(bundle)
+    assert str(caught.value).startswith(f"bundle {bundle}: ")
+    assert _limits(str(caught.value)), caught.value
+
+
+def test_an_oversized_bundle_header_is_named(tmp_path: Path) -> None:
+    """A header line over 4 MiB is refused as such (it was 'the header is missing')."""
+    bundle = tmp_path / "huge.bundle"
+    bundle.write_bytes(b'{"format":"' + b"x" * (1 << 22) + b'"}\n')
+    with pytest.raises(BundleError, match=r"the header line is over 4194304 bytes"):
+        BundleSource(bundle)
+
+
+def test_a_nested_state_file_is_a_state_error(state: Path) -> None:
+    """The state file is parsed under the same limits."""
+    state.write_bytes(b'{"format":' + b"[" * 100_000 + b"}")
+    with pytest.raises(StateError, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+        AuditState.load(state)
+    state.write_bytes(b" " * (MAX_STATE_BYTES + 1))
+    with pytest.raises(StateError, match=f"over {MAX_STATE_BYTES} bytes"):
+        AuditState.load(state)
+
+
+def test_json_depth_is_measured_outside_strings() -> None:
+    """Brackets inside strings (escaped quotes too) do not count; a document at the limit
+    passes and one level more does not."""
+    at_limit = b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH
+    assert not json_too_deep(at_limit)
+    assert json_too_deep(b"[" + at_limit + b"]")
+    assert not json_too_deep(json.dumps({"a": ["[" * 500, '\\"' + "{" * 500]}).encode())
+    assert json_too_deep(b'["\\\\",' + b"[" * 100 + b"]")  # the string ends at the 2nd quote
+
+
+@pytest.mark.parametrize("where", ["proof answer", "error body", "bundle header"])
+def test_ledger_audit_exits_1_not_70_on_100000_deep_json(
+    http_log: tuple[str, FakeService],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+) -> None:
+    """``ledger audit`` prints one FAILED line and exits 1 ('the audit failed or could not
+    be done'), never 70 (internal error), whichever answer is 100,000 levels deep."""
+    url, service = http_log
+    state = tmp_path / "cli.state"
+    nested = b"[" * 100_000
+    target = url
+    if where == "proof answer":
+        assert ledger_cli(["audit", url, "--key", VKEY, "--state", str(state)]) == 0
+        service.entries = make_chain(45, start=service.entries)
+        service.note = sign(service.entries)
+        service.proof_bytes = b'{"old":20,"new":45,"proof":[' + b"[" * 60_000 + b"]}"
+    elif where == "error body":
+        service.status, service.problem_body = 500, nested
+    else:
+        target = str(tmp_path / "nested.bundle")
+        Path(target).write_bytes(nested + b"\n")
+    capsys.readouterr()
+    before = state.read_bytes() if state.exists() else None
+    status = ledger_cli(["audit", target, "--key", VKEY, "--state", str(state)])
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert err.startswith("ledger audit: FAILED: "), err
+    assert err.count("\n") == 1, err
+    assert "internal error" not in err
+    assert "RecursionError" not in err
+    assert err.rstrip().endswith("(state left unchanged)")
+    assert _limits(err), err
+    assert (state.read_bytes() if state.exists() else None) == before
 
 
 # --------------------------------------------------------------------------------------
