@@ -95,6 +95,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         current = getattr(exc, "current_version", None)
         if isinstance(exc, ConflictError) and current is not None:
             extra["current_version"] = current
+        field = getattr(exc, "field", None)
+        if isinstance(field, str):
+            extra["field"] = field  # the argument the refusal is about
         for kind, status, title in _STATUS:
             if isinstance(exc, kind):
                 if status == 400 and request.method not in ("GET", "HEAD"):

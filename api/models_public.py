@@ -147,7 +147,10 @@ class Amendment(_Strict):
     base_version: int
     changes: list[JsonObject]
     rationale: str
-    proposer_org: str
+    proposer_org: str | None = Field(
+        description="null when raised at a non-attributed, Chatham House or private meeting, "
+        "which attributes no one"
+    )
     meeting_id: str | None
     proposed_index: int
     decision: str | None = Field(description="null until decided")

@@ -35,6 +35,7 @@ __all__ = [
     "STATUS_TRANSITIONS",
     "TOKEN_ROLES",
     "UNATTRIBUTED",
+    "UNATTRIBUTED_WORDS",
     "AccessToken",
     "Consultation",
     "Correction",
@@ -79,6 +80,11 @@ ATTENDANCE_SEALED = ("chatham_house", "private")
 UNATTRIBUTED = ("non_attributed", "chatham_house", "private")
 """Disclosure modes that attribute no one: nothing linked to such a meeting names an
 organisation (no proposer, no dissenter, no organisation in an outcome, no sponsor)."""
+UNATTRIBUTED_WORDS = {
+    "non_attributed": "held on a non-attributed basis",
+    "chatham_house": "held under the Chatham House Rule",
+    "private": "held in private",
+}
 DECISIONS = ("agreed", "disagreed", "withdrawn", "no_decision")
 CONSENSUS_STATES = ("banked", "still_to_discuss", "options")
 OUTCOME_ITEM_KINDS = ("decision", "action", "agreement", "disagreement", "option")

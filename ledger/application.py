@@ -36,6 +36,7 @@ from eventsourcing.utils import Environment
 
 from ledger.actors import Actor
 from ledger.aggregates import (
+    UNATTRIBUTED_WORDS,
     AccessToken,
     Consultation,
     Correction,
@@ -59,6 +60,7 @@ from ledger.checkpoint import (
 from ledger.commitments import attendance_commitment, commit, matches, new_salt
 from ledger.envelope import EntryMapper
 from ledger.errors import (
+    AttributionError,
     ConcurrentWriteError,
     InvalidInputError,
     NotFoundError,
@@ -588,11 +590,27 @@ class LedgerApplication(Application[UUID]):
             raise NotFoundError(f"process has no strand {strand_id!r}")
         return process
 
-    def _require_held_meeting(self, meeting_id: str | None) -> None:
+    def _require_held_meeting(self, meeting_id: str | None) -> Meeting | None:
         if meeting_id is None:
-            return
-        if not self._get(Meeting, meeting_id).held:
+            return None
+        meeting = self._get(Meeting, meeting_id)
+        if not meeting.held:
             raise RuleViolationError(f"meeting {meeting_id} has not been recorded as held")
+        return meeting
+
+    @staticmethod
+    def _refuse_attribution(
+        meeting: Meeting | None, field: str, named: Sequence[Any], instead: str
+    ) -> None:
+        """The attribution rule: nothing linked to a non-attributed, Chatham House or private
+        meeting names an organisation (``named`` is what ``field`` names)."""
+        if meeting is None or meeting.attributes or not named:
+            return
+        raise AttributionError(
+            f"{field}: meeting {meeting.id} was {UNATTRIBUTED_WORDS[meeting.disclosure]}, so "
+            f"nothing recorded for it may name an organisation; {instead}",
+            field=field,
+        )
 
     @staticmethod
     def _id(value: str | UUID | None) -> UUID | None:
@@ -711,7 +729,14 @@ class LedgerApplication(Application[UUID]):
         """Table a new proposal with sectioned text (text version 1)."""
         self._require_strand(process_id, strand_id)
         self._require_orgs([sponsor_org], "sponsor")
-        self._require_held_meeting(meeting_id)
+        meeting = self._require_held_meeting(meeting_id)
+        self._refuse_attribution(
+            meeting,
+            "meeting_id",
+            [sponsor_org],
+            "a proposal names its sponsor, so table it without meeting_id (the sponsor is then "
+            "on record) and record in the meeting's outcome that it was discussed there",
+        )
         proposal = Proposal.table(
             process_id=process_id,
             strand_id=strand_id,
@@ -732,14 +757,30 @@ class LedgerApplication(Application[UUID]):
         base_version: int,
         changes: list[dict[str, str]],
         rationale: str = "",
-        proposer_org: str,
+        proposer_org: str | None = None,
         meeting_id: str | None = None,
         actor: Actor,
         expected_version: int | None = None,
     ) -> Receipt:
-        """Propose an amendment against a named text version of a proposal."""
-        self._require_orgs([proposer_org], "proposer")
-        self._require_held_meeting(meeting_id)
+        """Propose an amendment against a named text version of a proposal: by
+        ``proposer_org``, or unattributed (no ``proposer_org``) when raised at a non-attributed,
+        Chatham House or private meeting."""
+        meeting = self._require_held_meeting(meeting_id)
+        if proposer_org is None:
+            if meeting is None or meeting.attributes:
+                raise InvalidInputError(
+                    "proposer_org is required: only an amendment raised at a non-attributed, "
+                    "Chatham House or private meeting (meeting_id) is recorded without one"
+                )
+        else:
+            self._require_orgs([proposer_org], "proposer")
+        self._refuse_attribution(
+            meeting,
+            "proposer_org",
+            [proposer_org] if proposer_org is not None else [],
+            "leave proposer_org out to record that the amendment was raised there, "
+            "attributed to no one",
+        )
         proposal = self._get(Proposal, proposal_id, expected_version)
         proposal.propose_amendment(
             base_version=base_version,
@@ -767,7 +808,14 @@ class LedgerApplication(Application[UUID]):
     ) -> Receipt:
         """Record the decision on an amendment, its consensus state and any dissent."""
         self._require_orgs(dissenting_orgs, "dissenting")
-        self._require_held_meeting(meeting_id)
+        meeting = self._require_held_meeting(meeting_id)
+        self._refuse_attribution(
+            meeting,
+            "dissenting_orgs",
+            list(dissenting_orgs),
+            "record the decision with no dissenting organisations (the note may say that "
+            "there was dissent, without naming who)",
+        )
         proposal = self._get(Proposal, proposal_id, expected_version)
         proposal.decide_amendment(
             amendment_id=amendment_id,
@@ -1066,9 +1114,16 @@ class LedgerApplication(Application[UUID]):
     ) -> Receipt:
         """Record decisions, actions, agreements, disagreements and options of a meeting."""
         meeting = self._get(Meeting, meeting_id, expected_version)
-        for item in items if isinstance(items, list) else []:
+        for number, item in enumerate(items if isinstance(items, list) else []):
             if not isinstance(item, dict):
                 continue
+            named = item.get("orgs")
+            self._refuse_attribution(
+                meeting,
+                f"items[{number}].orgs",
+                [] if named is None else named if isinstance(named, list) else [named],
+                "record the item without orgs",
+            )
             proposal_id = item.get("proposal_id")
             if proposal_id is not None:
                 proposal = self._get(Proposal, proposal_id)

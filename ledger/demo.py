@@ -430,9 +430,10 @@ class _Story:
         *,
         changes: list[dict[str, str]],
         rationale: str,
-        proposer: str,
+        proposer: str | None,
         meeting: _Meeting | None,
     ) -> str:
+        """``proposer`` None: raised at a meeting that attributes no one."""
         strand = self.app.get_proposal(self.proposals[key]).strand_id
         receipt = self._count(
             self.app.propose_amendment(
@@ -440,7 +441,7 @@ class _Story:
                 base_version=self.text_version(key),
                 changes=changes,
                 rationale=rationale,
-                proposer_org=self.orgs[proposer],
+                proposer_org=self.orgs[proposer] if proposer is not None else None,
                 meeting_id=meeting.id if meeting else None,
                 actor=self.recorder_for(strand),
             )
@@ -920,11 +921,14 @@ class _Story:
                 "ico",
             ],
         )
+        # The meeting attributes no one: the secretariat tables the proposal on the record
+        # (not "at" the meeting, which would attribute it), and the group's amendments are
+        # recorded as raised there, by no one.
         self.table(
             "fraud-debt-pilots",
             strand=FED,
             sponsor="cabinet-office",
-            meeting=m4,
+            meeting=None,
             title="A time-limited pilot power to share data on fraud and debt",
             sections=[
                 _section(
@@ -960,9 +964,9 @@ class _Story:
         )
         b1 = self.amend(
             "fraud-debt-pilots",
-            proposer="cabinet-office",
+            proposer=None,
             meeting=m4,
-            rationale="Tabled by the secretariat on behalf of the group: a review alone does "
+            rationale="Raised in the group: a review alone does "
             "not stop the power outliving its evidence.",
             changes=[
                 _replace(
@@ -976,9 +980,9 @@ class _Story:
         )
         b2 = self.amend(
             "fraud-debt-pilots",
-            proposer="cabinet-office",
+            proposer=None,
             meeting=m4,
-            rationale="Tabled by the secretariat on behalf of the group: tax debts and "
+            rationale="Raised in the group: tax debts and "
             "benefit overpayments are the largest debts owed to government.",
             changes=[
                 _replace(
@@ -990,9 +994,9 @@ class _Story:
         )
         b3 = self.amend(
             "fraud-debt-pilots",
-            proposer="cabinet-office",
+            proposer=None,
             meeting=m4,
-            rationale="Tabled by the secretariat on behalf of the group: pilots should help "
+            rationale="Raised in the group: pilots should help "
             "people in difficulty before anyone chases them.",
             changes=[
                 _insert(

@@ -9,12 +9,14 @@ LedgerError
 │   ├── StaleVersionError      acted on a version that is no longer current
 │   └── ConcurrentWriteError   another writer changed the same aggregate first
 ├── RuleViolationError         the domain forbids it (decided twice, meeting not held …)
+│   └── AttributionError       names an organisation at a meeting that attributes no one
 └── StorageError               the database is missing, unreadable or not migrated
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AttributionError",
     "ConcurrentWriteError",
     "ConflictError",
     "DamagedLogError",
@@ -71,6 +73,16 @@ class ConcurrentWriteError(ConflictError):
 
 class RuleViolationError(LedgerError):
     """The command breaks a rule of the policy process."""
+
+
+class AttributionError(RuleViolationError):
+    """A command links to a non-attributed, Chatham House or private meeting and names an
+    organisation there (a proposer, a dissenter, an organisation in an outcome). ``field``
+    is the argument that names it, like ``proposer_org`` or ``items[0].orgs``."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class StorageError(LedgerError):

@@ -146,7 +146,7 @@ class AmendmentProposed(LedgerEvent):
     base_version: int
     changes: list[dict[str, str]]
     rationale: str
-    proposer_org: str
+    proposer_org: str | None  # None: raised at a meeting that attributes no one
     meeting_id: str | None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from projections.base import CURRENT, Entry, close_row, from_json, replace_row
 from projections.db import Db
+from projections.meetings import UNATTRIBUTED as _UNATTRIBUTED_MODES
 
 __all__ = [
     "ATTRIBUTED_ATTENDANCE",
@@ -27,6 +28,8 @@ __all__ = [
 
 ATTRIBUTED_ATTENDANCE = ("on_record", "non_attributed")
 """Disclosure modes of the meetings whose attendance counts towards participation."""
+UNATTRIBUTED = tuple(sorted(_UNATTRIBUTED_MODES))
+"""Disclosure modes of the meetings whose amendments and dissent count for no organisation."""
 
 _DDL = [
     "CREATE TABLE IF NOT EXISTS pv_organisations (id TEXT NOT NULL, valid_from BIGINT NOT NULL, "
@@ -95,13 +98,20 @@ def _participation(db: Db, oid: str, at: int) -> dict[str, int]:
         [at, at, *ATTRIBUTED_ATTENDANCE],
         oid,
     )
+    # Older entries may name organisations at meetings that attribute no one: not counted.
+    silent = ", ".join("?" for _ in UNATTRIBUTED)
+    confidential = f"(SELECT id FROM pv_meetings WHERE disclosure IN ({silent}))"
     proposed = db.one(
-        f"SELECT COUNT(*) FROM pv_amendments WHERE {CURRENT} AND proposer_org = ?", [at, at, oid]
+        f"SELECT COUNT(*) FROM pv_amendments WHERE {CURRENT} AND proposer_org = ? "
+        f"AND (meeting_id IS NULL OR meeting_id NOT IN {confidential})",
+        [at, at, oid, *UNATTRIBUTED],
     )
     dissents = _listing(
         db,
-        f"SELECT dissenting_orgs FROM pv_amendments WHERE {CURRENT} AND dissenting_orgs LIKE ?",
-        [at, at],
+        f"SELECT dissenting_orgs FROM pv_amendments WHERE {CURRENT} "
+        f"AND (decided_meeting IS NULL OR decided_meeting NOT IN {confidential}) "
+        "AND dissenting_orgs LIKE ?",
+        [at, at, *UNATTRIBUTED],
         oid,
     )
     return {

@@ -339,7 +339,11 @@ class AmendmentIn(Strict):
     )
     changes: Annotated[list[ChangeIn], Field(min_length=1, max_length=500)]
     rationale: Text = ""
-    proposer_org: Id
+    proposer_org: Id | None = Field(
+        None,
+        description="the proposing organisation; leave it out (only) when the amendment was "
+        "raised at a non-attributed, Chatham House or private meeting, which attributes no one",
+    )
     meeting_id: Id | None = None
 
 

@@ -167,16 +167,25 @@ def _describe(view: View, item: dict[str, Any]) -> tuple[str, str]:
     if kind == "proposal.tabled":
         return f"Tabled: {detail.get('title', '')}", "The proposal was tabled as version 1."
     if kind == "proposal.amendment_proposed":
-        who = view.names.org(detail.get("proposer_org"))
-        return (
-            f"Amendment {detail.get('amendment_id')} proposed by {who}",
-            str(detail.get("rationale") or ""),
-        )
+        raised_at = view.names.unattributed(detail.get("meeting_id"))
+        if raised_at:  # attributes no one, even where an older entry names an organisation
+            title = f"Amendment {detail.get('amendment_id')} raised at {raised_at}"
+        else:
+            title = (
+                f"Amendment {detail.get('amendment_id')} proposed by "
+                f"{view.names.org(detail.get('proposer_org'))}"
+            )
+        return title, str(detail.get("rationale") or "")
     if kind == "proposal.amendment_decided":
         decision = label(detail.get("decision"), DECISION_LABELS)
-        dissent = view.names.orgs(detail.get("dissenting_orgs"))
+        decided_at = view.names.unattributed(detail.get("meeting_id"))
+        dissent = [] if decided_at else view.names.orgs(detail.get("dissenting_orgs"))
         note = str(detail.get("note") or "")
-        if dissent:
+        if decided_at:
+            note += (" " if note else "") + (
+                f"Decided at {decided_at}: any dissent is not attributed to any organisation."
+            )
+        elif dissent:
             note += (" " if note else "") + "Dissenting: " + ", ".join(dissent) + "."
         return f"Amendment {detail.get('amendment_id')}: {decision}", note
     if kind == "proposal.revised":

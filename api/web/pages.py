@@ -415,8 +415,19 @@ def organisation(request: Request, organisation_id: str, as_of: AsOf = None) -> 
     if found is None:
         raise not_found("There is no organisation with that id at this point in the log.")
     amendments = every(view.models.amendments, as_of=view.at)
-    proposed = [a for a in amendments if a.get("proposer_org") == organisation_id]
-    dissents = [a for a in amendments if organisation_id in (a.get("dissenting_orgs") or [])]
+    # What older entries attributed at a meeting that attributes no one is not shown.
+    unattributed = view.names.unattributed
+    proposed = [
+        a
+        for a in amendments
+        if a.get("proposer_org") == organisation_id and not unattributed(a.get("meeting_id"))
+    ]
+    dissents = [
+        a
+        for a in amendments
+        if organisation_id in (a.get("dissenting_orgs") or [])
+        and not unattributed(a.get("decided_meeting"))
+    ]
     sponsored = [p for p in view.names.proposals.values() if p["sponsor_org"] == organisation_id]
     return render(
         view,

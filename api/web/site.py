@@ -122,6 +122,14 @@ DISCLOSURE_NOTES = {
     "private": "Neither who attended nor who said what is published.",
 }
 
+UNATTRIBUTED_MEETING = {
+    "non_attributed": "a meeting held on a non-attributed basis",
+    "chatham_house": "a meeting held under the Chatham House Rule",
+    "private": "a private meeting",
+}
+"""What pages and feeds say instead of an organisation's name for what was raised, decided
+or dissented at a meeting that attributes no one (also for older entries that named one)."""
+
 DECISION_LABELS = {
     "agreed": "Agreed",
     "disagreed": "Not agreed",
@@ -633,6 +641,12 @@ class Names:
     def meeting(self, meeting_id: Any) -> str:
         found = self.meetings.get(str(meeting_id))
         return str(found["title"]) if found else f"Meeting {meeting_id}"
+
+    def unattributed(self, meeting_id: Any) -> str | None:
+        """``a meeting held under the Chatham House Rule`` (or the words for a private or
+        non-attributed meeting) when the meeting attributes no one, else None."""
+        found = self.meetings.get(str(meeting_id)) if meeting_id else None
+        return UNATTRIBUTED_MEETING.get(str(found.get("disclosure"))) if found else None
 
     def proposal(self, proposal_id: Any) -> str:
         found = self.proposals.get(str(proposal_id))

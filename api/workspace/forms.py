@@ -26,6 +26,7 @@ from api.web.site import (
     ITEM_KIND_LABELS,
     ORG_KIND_LABELS,
     STATUS_LABELS,
+    UNATTRIBUTED_MEETING,
     label,
 )
 from api.workspace.core import Field, Upload, Values, Workspace
@@ -146,7 +147,15 @@ def _strands(ctx: Ctx) -> list[tuple[str, str]]:
 def _meetings(ctx: Ctx, *, held: bool | None = None) -> list[tuple[str, str]]:
     found = ctx.ws.names().meetings.values()
     return [
-        (m["id"], f"{m['title']} ({str(m.get('starts_at', ''))[:10]})")
+        (
+            m["id"],
+            f"{m['title']} ({str(m.get('starts_at', ''))[:10]}"
+            + (
+                f"; {DISCLOSURE_LABELS[m['disclosure']]}: attributes no one)"
+                if m.get("disclosure") in UNATTRIBUTED_MEETING
+                else ")"
+            ),
+        )
         for m in sorted(found, key=lambda m: str(m.get("starts_at", "")), reverse=True)
         if held is None or bool(m.get("held")) == held
     ]
@@ -393,7 +402,10 @@ def _table_fields(ctx: Ctx) -> list[Field]:
             "select",
             options=_meetings(ctx, held=True),
             blank="Not at a meeting",
-            hint="Only meetings recorded as held are listed.",
+            hint="Only meetings recorded as held are listed. A meeting that attributes no one "
+            "(non-attributed, Chatham House Rule, private) cannot be named here, since the "
+            "proposal names its sponsor: table it without a meeting and record in the "
+            "meeting's outcome that it was discussed there.",
         ),
         Field(
             "sections",
@@ -449,7 +461,16 @@ def _section_options(ctx: Ctx) -> list[tuple[str, str]]:
 
 def _amendment_fields(ctx: Ctx) -> list[Field]:
     return [
-        Field("proposer_org", "Proposed by", "select", required=True, options=_orgs(ctx)),
+        Field(
+            "proposer_org",
+            "Proposed by",
+            "select",
+            options=_orgs(ctx),
+            blank="No one (raised at a meeting that attributes no one)",
+            hint="Required, except for an amendment raised at a non-attributed, Chatham House "
+            "Rule or private meeting: such a meeting attributes no one, so leave this as "
+            "no one and choose the meeting below.",
+        ),
         Field(
             "meeting_id",
             "Proposed at meeting",
@@ -549,7 +570,7 @@ def _propose_amendment(ctx: Ctx) -> Receipt:
         base_version=int(base),
         changes=amendment_changes(ctx),
         rationale=v.get("rationale"),
-        proposer_org=v.get("proposer_org"),
+        proposer_org=v.opt("proposer_org"),
         meeting_id=v.opt("meeting_id"),
         actor=_actor(ctx),
         expected_version=ctx.expected,
@@ -591,7 +612,9 @@ def _decision_fields(ctx: Ctx) -> list[Field]:
             "Dissenting organisations",
             "checkboxes",
             options=_orgs(ctx),
-            hint="Tick each organisation that dissented.",
+            hint="Tick each organisation that dissented. None for a decision taken at a "
+            "non-attributed, Chatham House Rule or private meeting: it attributes no one "
+            "(the note may say there was dissent, without naming who).",
         ),
         Field(
             "meeting_id",
@@ -795,7 +818,14 @@ def _outcome_fields(ctx: Ctx) -> list[Field]:
             rows=row_count(ctx.values, "items", ITEM_ROWS),
             row_label="Item",
             add_label="Add another item",
-            hint="Rows without a kind are left out.",
+            hint="Rows without a kind are left out."
+            + (
+                f" This is {UNATTRIBUTED_MEETING[ctx.record.disclosure]}, which attributes "
+                "no one: its outcome names no organisation."
+                if ctx.record is not None
+                and getattr(ctx.record, "disclosure", None) in UNATTRIBUTED_MEETING
+                else ""
+            ),
             columns=[
                 Field(
                     "kind",

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ledger.aggregates import UNATTRIBUTED
 from ledger.application import LedgerApplication
 from ledger.demo import DemoClock, DemoSummary, record_demo
 from ledger.settings import Settings
@@ -125,6 +126,35 @@ def test_every_meeting_is_held_with_an_outcome_and_minutes(
     orgs = {e["subject"]["id"] for e in _of_type(entries, "organisation.registered")}
     assert len(sealed["data"]["attendance_commitments"]) >= 2
     assert not any(org in json.dumps(sealed["data"]) for org in orgs)  # (its actor: the recorder)
+
+
+def test_confidential_meetings_attribute_nothing(entries: list[dict[str, Any]]) -> None:
+    """No entry linked to a non-attributed, Chatham House or private meeting (an amendment
+    raised, a decision taken, a proposal tabled or revised at it, its outcomes) names an
+    organisation; only who attended a non-attributed meeting is published, and the demo
+    does record amendments raised at one, unattributed."""
+    orgs = {e["subject"]["id"] for e in _of_type(entries, "organisation.registered")}
+    modes = {
+        e["subject"]["id"]: e["data"]["disclosure"]
+        for e in entries
+        if e["type"] == "meeting.scheduled"
+    }
+    silent = {mid for mid, mode in modes.items() if mode in UNATTRIBUTED}
+    assert {modes[m] for m in silent} == {"non_attributed", "chatham_house"}
+    linked = [
+        e
+        for e in entries
+        if e["data"].get("meeting_id") in silent
+        or (e["subject"]["id"] in silent and e["type"] == "meeting.outcome_recorded")
+    ]
+    kinds = Counter(e["type"] for e in linked)
+    assert kinds["proposal.amendment_proposed"] >= 3
+    assert kinds["proposal.amendment_decided"] >= 3
+    assert kinds["meeting.outcome_recorded"] == len(silent)
+    for entry in linked:
+        assert not any(org in json.dumps(entry["data"]) for org in orgs), entry
+    raised = [e for e in linked if e["type"] == "proposal.amendment_proposed"]
+    assert all(e["data"]["proposer_org"] is None for e in raised)
 
 
 def test_outcomes_use_every_consensus_state_and_item_kind(
