@@ -55,6 +55,7 @@ from ledger.audit import (
     verify_inclusion,
 )
 from ledger.audit.auditor import GENESIS_PREV
+from ledger.audit.sources import json_too_deep
 from ledger.chain import parse_entry
 from ledger.encoding import canonical
 from ledger.errors import InvalidInputError
@@ -329,6 +330,61 @@ def test_bundle_files(data: bytes) -> None:
         source.checkpoint()
         source.checkpoint_at(3)
         only((SourceError,), lambda: list(source.entries(0, source.size)))
+
+
+@FUZZ
+@given(
+    depth=st.integers(1, 100_000),
+    opener=st.sampled_from([b"[", b'{"a":', b'{"sealed":', b'[{"b":']),
+    inside=st.booleans(),
+)
+def test_deeply_nested_bundle_headers(depth: int, opener: bytes, inside: bool) -> None:
+    nested = opener * depth
+    header = b'{"format":"' + BUNDLE_FORMAT.encode() + b'","x":' + nested if inside else nested
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "nested.bundle"
+        path.write_bytes(header + b"\n" + ENTRIES[0] + b"\n")
+        only((BundleError,), lambda: BundleSource(path))
+
+
+def _json_depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((_json_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_json_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+JSON_TEXT = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(alphabet='[]{}"\\\\:,a \n\u2014', max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\\\a', max_size=6), children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@FUZZ
+@given(value=JSON_TEXT, indent=st.sampled_from([None, 1]), ascii_only=st.booleans())
+def test_the_auditors_json_depth_is_exact_for_valid_json(
+    value: Any, indent: int | None, ascii_only: bool
+) -> None:
+    data = json.dumps(value, indent=indent, ensure_ascii=ascii_only).encode()
+    depth = _json_depth(value)
+    for limit in range(depth + 2):
+        assert json_too_deep(data, limit) == (depth > limit), (data, limit)
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=2000), st.text(alphabet='[]{}"\\\\,1', max_size=3000)))
+def test_json_not_too_deep_never_recurses_in_the_parser(data: bytes | str) -> None:
+    raw = data.encode() if isinstance(data, str) else data
+    if not json_too_deep(raw):
+        only((ValueError,), lambda: json.loads(raw))
 
 
 @FUZZ

@@ -646,11 +646,8 @@ def audit_outcome(source: Any, world: World) -> str:
 
 def _audit_kind(exc: AuditError) -> str:
     text = str(exc)
-    import sys
-
-    print("AUDITMSG", type(exc).__name__, text[:400], file=sys.__stderr__)
     if isinstance(exc, ConsistencyError):
-        return next(k for k in ("rollback", "fork") if text.startswith(k))
+        return next((k for k in ("rollback", "fork", "origin") if text.startswith(k)), text)
     if isinstance(exc, EntryError):
         return f"entry@{exc.index}"
     if isinstance(exc, RootMismatchError):
