@@ -715,6 +715,113 @@ def test_the_genuine_rollback_and_fork_are_still_reported(
 
 
 # --------------------------------------------------------------------------------------
+# Key rotation, where the signature can only be checked once the rotation is read
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RotatedSource(MemorySource):
+    """A MemorySource that also serves the checkpoints sealing key rotations."""
+
+    sealed: dict[int, str] = field(default_factory=dict)
+
+    def checkpoint_at(self, size: int) -> bytes | None:
+        """The sealing checkpoint for ``size``, if any."""
+        note = self.sealed.get(size)
+        return None if note is None else note.encode()
+
+
+def rotated_log(trusted: list[bytes], size: int = 12) -> tuple[list[bytes], dict[int, str]]:
+    """``trusted`` then a rotation from log_signer() to log_signer('next') at its end, sealed
+    by the old key, then more entries up to ``size``."""
+    at = len(trusted)
+    rotation = encode_entry(
+        index=at,
+        prev=entry_hash(trusted[-1]).hex(),
+        type="log.key_rotated",
+        subject={"kind": "log", "id": LOG_NAME, "version": 1},
+        time="2015-01-02T10:00:00.000000Z",
+        actor={"id": "ops", "role": "admin", "org": "cabinet-office"},
+        data={
+            "old_key": VKEY,
+            "new_key": log_signer("next").verifier_key(),
+            "reason": "scheduled rotation",
+        },
+    )
+    log = make_chain(size, start=[*trusted, rotation])
+    return log, {at + 1: sign(log[: at + 1])}
+
+
+def test_a_rotation_is_followed_and_its_new_key_learned(
+    trusted: tuple[Path, list[bytes]],
+) -> None:
+    """A note signed by the key the log rotated to verifies once the sealed rotation is read."""
+    state, entries = trusted
+    log, sealed = rotated_log(entries)
+    source = RotatedSource(log, sign(log, [log_signer("next")]), sealed=sealed)
+    result = run(source, state)
+    assert (result.old_size, result.new_size) == (8, 12)
+    assert json.loads(state.read_text())["key"] == log_signer("next").verifier_key()
+
+
+def test_after_a_rotation_a_forged_note_is_still_not_signed(
+    trusted: tuple[Path, list[bytes]],
+) -> None:
+    """The log rotated its key; a note signed by neither key is 'not signed', even when the
+    entries after the rotation are damaged (that would otherwise be reported as entry damage)."""
+    state, entries = trusted
+    before = state.read_bytes()
+    log, sealed = rotated_log(entries)
+    for damage in (False, True):
+        served = list(log)
+        if damage:
+            served[10] = served[10].replace(b"Org 10", b"Org X")
+        source = RotatedSource(served, sign(log, [log_signer("impostor")]), sealed=sealed)
+        with pytest.raises(AuditError) as caught:
+            run(source, state)
+        assert type(caught.value) is NoteError, caught.value
+        assert "is not signed by the log's key" in str(caught.value)
+        assert "no key rotation verified" in str(caught.value)
+    assert state.read_bytes() == before
+
+
+def test_after_a_rotation_damage_under_the_new_keys_note_is_entry_damage(
+    trusted: tuple[Path, list[bytes]],
+) -> None:
+    """Under a note the new key really signed, a damaged entry after the rotation is named."""
+    state, entries = trusted
+    log, sealed = rotated_log(entries)
+    note = sign(log, [log_signer("next")])
+    log[10] = log[10].replace(b"Org 10", b"Org X")
+    with pytest.raises(EntryError, match=r"^entry 11: prev does not match"):
+        run(RotatedSource(log, note, sealed=sealed), state)
+
+
+def test_a_note_by_the_old_key_over_its_own_rotation_is_refused(
+    trusted: tuple[Path, list[bytes]],
+) -> None:
+    """Once the log rotated away from a key, that key's note for a later size is refused."""
+    state, entries = trusted
+    log, sealed = rotated_log(entries)
+    with pytest.raises(NoteError, match="but the log rotated its key to"):
+        run(RotatedSource(log, sign(log), sealed=sealed), state)
+
+
+def test_a_sealing_checkpoint_for_another_origin_is_refused(
+    trusted: tuple[Path, list[bytes]],
+) -> None:
+    """The checkpoint that seals a rotation must be for the log being audited."""
+    state, entries = trusted
+    log, _ = rotated_log(entries)
+    sealed = {9: sign(log[:9], origin="other.example/log")}
+    with pytest.raises(NoteError, match="not signed by the log's key") as caught:
+        run(RotatedSource(log, sign(log, [log_signer("next")]), sealed=sealed), state)
+    assert "sealing the key rotation at entry 8 is for the log 'other.example/log'" in str(
+        caught.value
+    )
+
+
+# --------------------------------------------------------------------------------------
 # Pinning the origin
 # --------------------------------------------------------------------------------------
 
