@@ -185,6 +185,7 @@ class _Writer:
         self.open_proposals: list[_Proposal] = []
         self.meetings: list[_Meeting] = []
         self.held: list[_Meeting] = []
+        self.silent: set[str] = set()  # meetings that attribute no one (not on the record)
         self.publications: list[str] = []
         self.current_publications: list[str] = []
         self.consultation: _Consultation | None = None
@@ -240,6 +241,10 @@ class _Writer:
             return None
         recent = [m for m in self.held[-20:] if m.strand == strand] or self.held[-5:]
         return self.rng.choice(recent).id
+
+    def attributing(self, meeting_id: str | None) -> str | None:
+        """``meeting_id`` if that meeting attributes (on the record), else None."""
+        return None if meeting_id in self.silent else meeting_id
 
     # set-up ---------------------------------------------------------------------------------
 
@@ -322,6 +327,8 @@ class _Writer:
             },
         )
         self.meetings.append(meeting)
+        if disclosure != "on_record":
+            self.silent.add(meeting.id)
 
     def hold_meeting(self, meeting: _Meeting) -> None:
         args: dict[str, Any] = {
@@ -385,7 +392,7 @@ class _Writer:
                 "title": f"A {self.rng.choice(INSTRUMENTS)} for {topic}",
                 "sections": sections,
                 "sponsor_org": self.rng.choice(self.members[strand]),
-                "meeting_id": self.held_meeting(strand),
+                "meeting_id": self.attributing(self.held_meeting(strand)),
             },
         )
         self.proposals.append(proposal)
@@ -421,17 +428,17 @@ class _Writer:
     def propose_amendment(self, proposal: _Proposal) -> None:
         amendment = f"A{len(proposal.amendments) + 1}"
         changes = self.amendment_changes(proposal)
-        self.emit(
-            "propose_amendment",
-            {
-                "proposal_id": proposal.id,
-                "base_version": proposal.version,
-                "changes": changes,
-                "rationale": self.sentence(),
-                "proposer_org": self.rng.choice(self.members[proposal.strand]),
-                "meeting_id": self.held_meeting(proposal.strand),
-            },
-        )
+        args = {
+            "proposal_id": proposal.id,
+            "base_version": proposal.version,
+            "changes": changes,
+            "rationale": self.sentence(),
+            "proposer_org": self.rng.choice(self.members[proposal.strand]),
+            "meeting_id": self.held_meeting(proposal.strand),
+        }
+        if args["meeting_id"] in self.silent:
+            del args["proposer_org"]  # raised there, attributed to no one
+        self.emit("propose_amendment", args)
         proposal.amendments[amendment] = {
             "base": proposal.version,
             "decision": None,
@@ -447,6 +454,7 @@ class _Writer:
         if self.rng.random() < 0.15:
             consensus = "options"
         dissent = self.some_orgs(proposal.strand, 1, 2) if self.rng.random() < 0.2 else []
+        meeting = self.held_meeting(proposal.strand)
         self.emit(
             "decide_amendment",
             {
@@ -454,8 +462,8 @@ class _Writer:
                 "amendment_id": amendment,
                 "decision": decision,
                 "consensus": consensus,
-                "dissenting_orgs": dissent,
-                "meeting_id": self.held_meeting(proposal.strand),
+                "dissenting_orgs": [] if meeting in self.silent else dissent,
+                "meeting_id": meeting,
                 "note": self.sentence() if self.rng.random() < 0.5 else "",
             },
         )
