@@ -96,23 +96,51 @@ def _log_verifier(settings: Settings, vkey: str | None) -> Any:
     return None if signer is None else signer.verifier()
 
 
-def _remember_verification(settings: Settings, report: Any) -> None:
-    """Record the result beside the log, for monitoring (`ledger_last_verify_ok`)."""
+def _remember_verification(
+    settings: Settings, report: Any, beside: Any = None, first: str | None = None
+) -> None:
+    """Record the result beside the log, for monitoring (`ledger_last_verify_ok`): the whole
+    result, the log's and the checks beside it."""
     from ledger.storage.side import SideStore
 
     damage = report.damage
+    text = "" if damage is None else f"{damage.index}: {damage.kind.value}: {damage.detail}"
     side = SideStore(settings)
     try:
         side.record_verification(
             report.size,
-            report.ok,
-            "" if damage is None else f"{damage.index}: {damage.kind.value}: {damage.detail}",
-            report.seconds,
+            report.ok and (beside is None or beside.ok),
+            text or first or "",
+            report.seconds + (0.0 if beside is None else beside.seconds),
         )
     except StorageError:
         pass  # a store from before this table, or read-only: the result is still printed
     finally:
         side.close()
+
+
+def _verify_beside(settings: Settings, bar: Any) -> Any:
+    """The checks beside the log: side tables, then read models against a scratch rebuild."""
+    from ledger.storage import open_reader
+    from ledger.verify_side import verify_side
+    from projections.check import check_read_models
+
+    task = bar.add_task("side tables", total=None)
+    reader = open_reader(settings)
+    try:
+        report = verify_side(
+            reader, progress=lambda name: bar.update(task, description=f"checking {name}")
+        )
+    finally:
+        reader.close()
+    bar.remove_task(task)
+    task = bar.add_task("read models", total=None)
+    models = check_read_models(
+        settings, progress=lambda done, total: bar.update(task, completed=done, total=total)
+    )
+    bar.remove_task(task)
+    report.extend(models)
+    return report
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -125,6 +153,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         head = reader.head()
     finally:
         reader.close()
+    beside = None
     with _progress_bar(quiet=args.quiet or args.json) as bar:
         task = bar.add_task("verifying", total=head.size if head is not None else None)
         verifier = _log_verifier(settings, args.key)
@@ -134,31 +163,71 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             progress=lambda n: bar.update(task, completed=n),
             verifier=verifier,
         )
+        # Beside the log only once the log itself is intact: it is what they are checked by.
+        if report.ok and not args.log_only:
+            try:
+                beside = _verify_beside(settings, bar)
+            except (LedgerError, OSError) as exc:
+                raise CliError(
+                    f"the log is intact ({report.size} entries), but the tables beside it could "
+                    f"not be checked: {exc} (--log-only skips them)",
+                    EXIT_USAGE,
+                ) from exc
 
     rate = report.size / report.seconds if report.seconds > 0 else 0.0
-    _remember_verification(settings, report)
+    findings = [] if beside is None else beside.findings
+    ok = report.ok and (beside is None or beside.ok)
+    _remember_verification(settings, report, beside, str(findings[0]) if findings else None)
     if args.json:
         damage = report.damage
+        first: dict[str, Any] | None = None
+        if damage is not None:
+            first = {"index": damage.index, "kind": damage.kind.value, "detail": damage.detail}
+        elif findings:
+            first = {"index": findings[0].index, "kind": findings[0].kind.value,
+                     "detail": str(findings[0])}  # fmt: skip
         _out(
             orjson.dumps(
                 {
-                    "ok": report.ok,
+                    "ok": ok,
+                    "log_ok": report.ok,
                     "store": settings.describe_store(),
                     "entries": report.size,
                     "head_hash": report.head_hash.hex() if report.head_hash else None,
                     "merkle_root": report.root.hex() if report.root else None,
                     "seconds": round(report.seconds, 6),
-                    "damage": None
-                    if damage is None
+                    "damage": first,
+                    "beside": None
+                    if beside is None
                     else {
-                        "index": damage.index,
-                        "kind": damage.kind.value,
-                        "detail": damage.detail,
+                        "ok": beside.ok,
+                        "damage_count": beside.total,
+                        "damages": [f.as_json() for f in beside.findings],
+                        "checked": beside.checked,
+                        "not_built": beside.not_built,
+                        "seconds": round(beside.seconds, 6),
                     },
                 }
             ).decode()
         )
-    elif report.damage is None:
+    elif report.damage is not None:
+        damage = report.damage
+        sys.stderr.write(
+            f"ledger verify: DAMAGED at index {damage.index}: {damage.kind.value}: "
+            f"{damage.detail} (entries before it verified: {report.size})\n"
+        )
+    elif not ok:
+        assert beside is not None
+        for finding in beside.findings:
+            sys.stderr.write(f"ledger verify: DAMAGED beside the log: {finding}\n")
+        more = beside.total - len(beside.findings)
+        sys.stderr.write(
+            f"ledger verify: the log itself is intact ({report.size} entries); "
+            f"{beside.total} damaged row(s) beside it"
+            + (f", {more} more not shown" if more else "")
+            + "\n"
+        )
+    else:
         assert report.root is not None
         assert report.head_hash is not None
         if not args.quiet:
@@ -172,13 +241,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             else:
                 _out("  checkpoint   signature not checked: pass --key <the log's public key>")
             _out(f"  time         {report.seconds:.3f} s ({rate:,.0f} entries/s)")
-    else:
-        damage = report.damage
-        sys.stderr.write(
-            f"ledger verify: DAMAGED at index {damage.index}: {damage.kind.value}: "
-            f"{damage.detail} (entries before it verified: {report.size})\n"
-        )
-    return EXIT_OK if report.ok else EXIT_REFUSED
+            if beside is None:
+                _out("  beside       not checked (--log-only)")
+            else:
+                _out(
+                    f"  beside       {len(beside.checked)} tables agree with the log "
+                    f"(side tables, and read models rebuilt and compared; "
+                    f"{beside.seconds:.3f} s)"
+                )
+                if beside.not_built:
+                    _out(f"  not built    {', '.join(beside.not_built)} (no read models here yet)")
+    return EXIT_OK if ok else EXIT_REFUSED
 
 
 # demo --------------------------------------------------------------------------------------
@@ -1000,6 +1073,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--key", help="the log's verifier key, to check the checkpoint signature")
+    p.add_argument(
+        "--log-only",
+        action="store_true",
+        help="check only the log, not the tables beside it (side tables and read models)",
+    )
     p.add_argument(
         "--jobs",
         type=int,

@@ -30,6 +30,7 @@ import orjson
 
 from ledger.chain import DamageKind
 from ledger.commitments import attendance_commitment, matches
+from ledger.errors import StorageError
 from ledger.storage import LogReader
 from ledger.storage.base import (
     ATTENDANCE_SALTS_TABLE,
@@ -439,6 +440,15 @@ def verify_side(
     reader: LogReader, *, progress: Callable[[str], None] | None = None
 ) -> BesideReport:
     """Check every side table the service reads against the log, in ``reader``'s snapshot."""
+    try:
+        return _verify_side(reader, progress)
+    except StorageError:
+        raise
+    except Exception as exc:  # the driver's own errors: a store this release cannot read
+        raise StorageError(f"cannot read the tables beside the log: {exc}") from exc
+
+
+def _verify_side(reader: LogReader, progress: Callable[[str], None] | None) -> BesideReport:
     started = time.perf_counter()
     report = BesideReport()
     side = BesideReader(reader)

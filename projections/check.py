@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ledger.chain import DamageKind
+from ledger.errors import StorageError
 from ledger.settings import Settings
 from ledger.storage import open_reader
 from ledger.verify_side import BesideReport, Finding
@@ -274,6 +275,12 @@ def _check(
     return report
 
 
+def _driver_errors() -> tuple[type[Exception], ...]:
+    import psycopg
+
+    return (sqlite3.Error, psycopg.Error)
+
+
 def check_read_models(
     settings: Settings,
     *,
@@ -283,10 +290,15 @@ def check_read_models(
     """Compare every built read model with a rebuild from the log; the store is unchanged."""
     started = time.perf_counter()
     chosen = views if views is not None else all_views()
-    if settings.database_url:
-        report = _check_postgresql(settings, chosen, progress)
-    else:
-        report = _check_sqlite(settings, chosen, progress)
+    try:
+        if settings.database_url:
+            report = _check_postgresql(settings, chosen, progress)
+        else:
+            report = _check_sqlite(settings, chosen, progress)
+    except StorageError:
+        raise
+    except _driver_errors() as exc:
+        raise StorageError(f"cannot compare the read models: {exc}") from exc
     report.seconds = time.perf_counter() - started
     return report
 
