@@ -48,10 +48,10 @@ def test_browse_home_strand_proposal_and_verify(site: Site, page: Any) -> None:
     result = verify(page)
     assert VERIFIED.match(result), result
     history = site.json(f"/proposals/{gateway['id']}/history")["items"]
-    assert f"Verified: {len(history)} entries are in the log signed by" in result
+    assert f"This proposal's versions 1 to {len(history)} are all there" in result
     assert "ledger.test.example/open-policy (key " in result
     assert f"checkpoint size {site.last + 1}" in result
-    assert "values shown on this page match the entries" in result
+    assert "facts shown on this page follow from them" in result
     screenshot(page, f"verify-success-{site.kind}", around=".verify")
 
 
@@ -179,7 +179,8 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_verify_fails_when_a_served_byte_changes(sqlite_site: Site, page: Any, fault: str) -> None:
-    """Tamper one entry's answer in flight (Playwright route): Verify names the failure."""
+    """Tamper one entry of the record's answer in flight (Playwright route): Verify names
+    the failure."""
     site = sqlite_site
     gateway = site.gateway
     target = gateway["tabled_index"] + 1
@@ -189,11 +190,16 @@ def test_verify_fails_when_a_served_byte_changes(sqlite_site: Site, page: Any, f
     def handle(route: Any) -> None:
         response = route.fetch()
         body = json.loads(response.text())
-        tamper(body)
-        hits.append(route.request.url)
+        for item in body["entries"]:
+            if item["index"] == target:
+                one = {**item, "checkpoint": body["checkpoint"]}
+                tamper(one)
+                item["entry"], item["inclusion_proof"] = one["entry"], one["inclusion_proof"]
+                body["checkpoint"] = one["checkpoint"]
+                hits.append(route.request.url)
         route.fulfill(response=response, body=json.dumps(body))
 
-    page.route(lambda url: urlsplit(url).path == f"/entries/{target}", handle)
+    page.route(lambda url: urlsplit(url).path == f"/subjects/{gateway['id']}/entries", handle)
     page.goto(f"{site.base}/web/proposals/{gateway['id']}/history")
     result = verify(page)
     assert hits, "the tampered entry was never fetched"
@@ -214,7 +220,7 @@ def test_verify_fails_when_the_page_misrepresents_an_entry(sqlite_site: Site, pa
     page.locator("#section-purpose p").evaluate("p => { p.textContent = 'Share everything.'; }")
     result = verify(page)
     assert "Verification failed" in result
-    assert "the page shows “Share everything.” but the entry's data.sections.0.text is" in result
+    assert "the page shows “section.purpose.text” as “Share everything.” but the log's" in result
 
 
 def test_verify_with_a_key_the_reader_trusts(sqlite_site: Site, page: Any) -> None:

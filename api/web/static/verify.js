@@ -493,6 +493,532 @@
     }
   }
 
+  // A record page: which entries it rests on comes from the log, not from the page ------------
+  //
+  // A page about one record (a proposal, a meeting …) carries data-record="<id>" on its panel.
+  // The browser asks for every entry of that record (GET /subjects/<id>/entries, or on a
+  // mirror the list subjects/<id>.json read from the tiles), checks each entry's inclusion
+  // proof to one signed checkpoint, that the record's versions run 1, 2, 3 … with none
+  // missing, and derives from those entries alone every fact the page marks with data-fact
+  // (value: data-fact-value, else the element's text). Names of other records the page shows
+  // (data-ref="<id>": an organisation's name, a meeting's or proposal's title) come from those
+  // records' own entries, fetched and checked the same way. A fact the entries do not give
+  // fails; a fact the page must show (REQUIRED below) but does not, fails too.
+
+  function checkedAnswer(ctx, answer, index) {
+    return (async function () {
+      if (answer.index !== index) fail("asked for entry " + index + " but got entry " + answer.index);
+      if (!ctx.checkpoints[answer.checkpoint]) {
+        ctx.checkpoints[answer.checkpoint] = await verifyCheckpoint(answer.checkpoint, ctx.key, ctx.witnesses);
+      }
+      var checkpoint = ctx.checkpoints[answer.checkpoint];
+      ctx.checkpoint = checkpoint;
+      if (checkpoint.origin !== ctx.origin) {
+        fail("the checkpoint's origin “" + checkpoint.origin + "” is not the log “" + ctx.origin + "” you are checking");
+      }
+      if (checkpoint.size !== ctx.size) fail("entry " + index + ": the checkpoint is for size " + checkpoint.size + ", not " + ctx.size);
+      var bytes = encoder.encode(answer.entry);
+      var proof = (answer.inclusion_proof || []).map(function (item, position) {
+        var hash = b64decode(item, "entry " + index + ": inclusion proof hash " + position);
+        if (hash.length !== 32) fail("entry " + index + ": inclusion proof hash " + position + " is not 32 bytes");
+        return hash;
+      });
+      var root = await rootFromInclusionProof(await hashLeaf(bytes), index, ctx.size, proof);
+      if (!equalBytes(root, checkpoint.root)) {
+        fail("entry " + index + ": its bytes and inclusion proof do not lead to the root signed in the checkpoint");
+      }
+      var parsed;
+      try {
+        parsed = JSON.parse(answer.entry);
+      } catch (error) {
+        fail("entry " + index + " is not valid JSON");
+      }
+      if (!parsed || parsed.index !== index) fail("entry " + index + " says it is entry " + (parsed && parsed.index));
+      ctx.entriesChecked[index] = true;
+      return parsed;
+    })();
+  }
+
+  /* The answers (entry bytes, proof, checkpoint) for every entry of record `id`. */
+  async function recordAnswers(ctx, id) {
+    var answers = [];
+    if (ctx.mirror) {
+      var listText = await getText(ctx.mirror + "subjects/" + id + ".json", "the mirror's list of entries of record " + id);
+      var list;
+      try {
+        list = JSON.parse(listText);
+      } catch (error) {
+        fail("the mirror's list of entries of record " + id + " is not JSON");
+      }
+      if (!list || list.subject !== id || !Array.isArray(list.indexes)) fail("the mirror's list of entries of record " + id + " is malformed");
+      answers = await mapLimited(list.indexes, CONCURRENCY, async function (index) {
+        if (!Number.isSafeInteger(index)) fail("the mirror's list of entries of record " + id + " is malformed");
+        var answer = await entryFromTiles(ctx.tiles, index, ctx.note);
+        return answer;
+      });
+      return answers;
+    }
+    var after = -1;
+    for (var page = 0; page < 1000; page++) {
+      var url = ctx.base + "/subjects/" + encodeURIComponent(id) + "/entries?after=" + after + (ctx.size === null ? "" : "&size=" + ctx.size);
+      var body;
+      try {
+        body = JSON.parse(await getText(url, "the entries of record " + id));
+      } catch (error) {
+        if (error instanceof VerifyError) throw error;
+        fail("the entries of record " + id + ": the server's answer is not JSON");
+      }
+      if (!body || !Array.isArray(body.entries) || typeof body.checkpoint !== "string") {
+        fail("the entries of record " + id + ": the server's answer lacks entries or a checkpoint");
+      }
+      if (ctx.size === null) {
+        if (!Number.isSafeInteger(body.tree_size) || body.tree_size <= 0) fail("the log's tree size is not valid");
+        ctx.size = body.tree_size;
+      }
+      if (body.tree_size !== ctx.size) fail("the entries of record " + id + " are proved to another tree size");
+      body.entries.forEach(function (item) {
+        answers.push({ index: item.index, entry: item.entry, inclusion_proof: item.inclusion_proof, checkpoint: body.checkpoint });
+      });
+      if (body.next_after === null || body.next_after === undefined) return answers;
+      if (!(body.next_after > after)) fail("the entries of record " + id + " do not page forward");
+      after = body.next_after;
+    }
+    fail("record " + id + " has too many entries to check here");
+  }
+
+  /* Record `id`'s checked entries up to the page's position, with versions 1..n all there. */
+  async function loadRecord(ctx, id) {
+    if (ctx.records[id]) return ctx.records[id];
+    ctx.progress("Fetching the entries of record " + id + "…");
+    var answers = await recordAnswers(ctx, id);
+    var entries = [];
+    for (var i = 0; i < answers.length; i++) {
+      var answer = answers[i];
+      if (typeof answer.entry !== "string" || !Number.isSafeInteger(answer.index)) fail("an entry of record " + id + " is malformed");
+      var parsed = await checkedAnswer(ctx, answer, answer.index);
+      if (!parsed.subject || parsed.subject.id !== id) fail("entry " + answer.index + " is not about record " + id);
+      if (entries.length && answer.index <= entries[entries.length - 1].index) fail("the entries of record " + id + " are not in log order");
+      if (ctx.at === null || parsed.index <= ctx.at) entries.push(parsed);
+    }
+    if (!entries.length) fail("the log has no entry about record " + id + (ctx.at === null ? "" : " up to entry " + ctx.at));
+    for (var v = 0; v < entries.length; v++) {
+      if (entries[v].subject.version !== v + 1) {
+        fail("version " + (v + 1) + " of record " + id + " is missing: the log's entries for it skip from version " + v + " to " + entries[v].subject.version);
+      }
+      if (entries[v].subject.kind !== entries[0].subject.kind) fail("entry " + entries[v].index + " changes the kind of record " + id);
+    }
+    var record = { id: id, kind: entries[0].subject.kind, entries: entries };
+    ctx.records[id] = record;
+    return record;
+  }
+
+  function join(list) {
+    return (list || []).map(String).join(" ");
+  }
+
+  /* The facts of a proposal (mirrors projections/proposals.py). */
+  function proposalFacts(record, add) {
+    var status = "draft";
+    var statusEntry = null;
+    var textVersion = 0;
+    var versions = [];
+    var amendments = {};
+    var order = [];
+    var outcomes = [];
+    var individuals = 0;
+    record.entries.forEach(function (e) {
+      var d = e.data || {};
+      add("entry." + e.index + ".type", e.type);
+      add("entry." + e.index + ".time", e.time);
+      add("entry." + e.index + ".actor", e.actor && e.actor.id);
+      if (e.type === "proposal.tabled") {
+        add("title", d.title);
+        add("sponsor", d.sponsor_org);
+        add("strand", d.strand_id);
+        add("tabled-index", e.index);
+        textVersion = 1;
+        versions.push({ number: 1, entry: e, sections: d.sections, basedOn: "", note: "", meeting: d.meeting_id, amendments: [] });
+      } else if (e.type === "proposal.amendment_proposed") {
+        if (!amendments[d.amendment_id]) order.push(d.amendment_id);
+        amendments[d.amendment_id] = {
+          rationale: d.rationale, proposer: d.proposer_org, meeting: d.meeting_id,
+          "base-version": d.base_version, index: e.index, decision: "", consensus: "",
+          note: "", dissent: "", "decided-meeting": "", "decided-index": "", "incorporated-in": "",
+        };
+      } else if (e.type === "proposal.amendment_decided") {
+        var a = amendments[d.amendment_id];
+        if (!a) fail("entry " + e.index + " decides amendment " + d.amendment_id + ", which was never proposed");
+        a.decision = d.decision;
+        a.consensus = d.consensus;
+        a.note = d.note;
+        a.dissent = join(d.dissenting_orgs);
+        a["decided-meeting"] = d.meeting_id;
+        a["decided-index"] = e.index;
+      } else if (e.type === "proposal.revised") {
+        textVersion = d.text_version;
+        versions.push({ number: d.text_version, entry: e, sections: d.sections, basedOn: d.based_on, note: d.note, meeting: d.meeting_id, amendments: d.amendment_ids });
+        (d.amendment_ids || []).forEach(function (id) {
+          if (amendments[id]) amendments[id]["incorporated-in"] = d.text_version;
+        });
+      } else if (e.type === "proposal.status_changed") {
+        status = d.new_status;
+        statusEntry = e;
+      } else if (e.type === "proposal.legislative_outcome_linked") {
+        outcomes.push({ index: e.index, legislation: d.legislation, provision: d.provision, note: d.note });
+      } else if (e.type === "proposal.individual_sponsor_recorded") {
+        individuals += 1;
+      }
+    });
+    add("entries", join(record.entries.map(function (e) { return e.index; })));
+    add("status", status);
+    add("status-index", statusEntry ? statusEntry.index : "");
+    add("status-time", statusEntry ? statusEntry.time : "");
+    add("status-reason", statusEntry ? statusEntry.data.reason : "");
+    add("text-version", textVersion);
+    add("individual-sponsors", individuals);
+    add("outcomes", join(outcomes.map(function (o) { return o.index; })));
+    outcomes.forEach(function (o) {
+      add("outcome." + o.index + ".legislation", o.legislation);
+      add("outcome." + o.index + ".provision", o.provision);
+      add("outcome." + o.index + ".note", o.note);
+    });
+    add("versions", join(versions.map(function (v) { return v.number; })));
+    versions.forEach(function (v) {
+      var p = "version." + v.number + ".";
+      add(p + "index", v.entry.index);
+      add(p + "time", v.entry.time);
+      add(p + "actor", v.entry.actor && v.entry.actor.id);
+      add(p + "actor-org", v.entry.actor && v.entry.actor.org);
+      add(p + "based-on", v.basedOn);
+      add(p + "note", v.note);
+      add(p + "meeting", v.meeting);
+      add(p + "amendments", join(v.amendments));
+      sectionFacts(p, v.sections, add);
+      if (v.number === textVersion) sectionFacts("", v.sections, add);
+    });
+    add("amendments", join(order));
+    add("not-incorporated", join(order.filter(function (id) { return amendments[id]["incorporated-in"] === ""; })));
+    add("open-amendments", join(order.filter(function (id) {
+      var a = amendments[id];
+      return a["incorporated-in"] === "" && (a.decision === "" || a.decision === "no_decision");
+    })));
+    order.forEach(function (id) {
+      Object.keys(amendments[id]).forEach(function (field) {
+        add("amendment." + id + "." + field, amendments[id][field]);
+      });
+    });
+    record.label = record.facts.title;
+  }
+
+  function sectionFacts(prefix, sections, add) {
+    var list = Array.isArray(sections) ? sections : [];
+    add(prefix + "section-ids", join(list.map(function (s) { return s.id; })));
+    list.forEach(function (s) {
+      add(prefix + "section." + s.id + ".heading", s.heading);
+      add(prefix + "section." + s.id + ".text", s.text);
+    });
+  }
+
+  var WITHHELD = { chatham_house: true, private: true };
+  var UNATTRIBUTED = { non_attributed: true, chatham_house: true, private: true };
+
+  /* The facts of a meeting (mirrors projections/meetings.py and what it lets the public see). */
+  function meetingFacts(record, add) {
+    var disclosure = "";
+    var held = false;
+    var outcomes = [];
+    var minutes = null;
+    record.entries.forEach(function (e) {
+      var d = e.data || {};
+      if (e.type === "meeting.scheduled") {
+        disclosure = d.disclosure;
+        add("title", d.title);
+        add("starts-at", d.starts_at);
+        add("disclosure", d.disclosure);
+        add("convenor", d.convenor_org);
+        add("strand", d.strand_id || "");
+        add("scheduled-index", e.index);
+      } else if (e.type === "meeting.held" || e.type === "meeting.held_with_people" || e.type === "meeting.held_in_confidence") {
+        held = true;
+        add("held-at", d.held_at);
+        var orgs = d.attending_orgs || [];
+        var count = e.type === "meeting.held_in_confidence" ? (d.attendance_commitments || []).length : orgs.length;
+        add("attendee-count", count);
+        add("individuals", (d.attending_people || []).length);
+        if (!WITHHELD[disclosure]) add("attendees", join(orgs));
+      } else if (e.type === "meeting.outcome_recorded") {
+        outcomes.push({ id: d.outcome_id, entry: e, items: d.items || [] });
+      } else if (e.type === "meeting.minutes_agreed") {
+        minutes = d;
+      }
+    });
+    add("held", held ? "yes" : "no");
+    if (!held) add("individuals", 0);
+    if (held && WITHHELD[disclosure]) add("attendees", "withheld");
+    add("minutes", minutes ? minutes.sha256 : "");
+    if (minutes) {
+      add("minutes-size", minutes.size);
+      add("minutes-media-type", minutes.media_type);
+    }
+    add("outcomes", join(outcomes.map(function (o) { return o.id; })));
+    outcomes.forEach(function (o) {
+      var p = "outcome." + o.id + ".";
+      add(p + "index", o.entry.index);
+      add(p + "time", o.entry.time);
+      add(p + "items", o.items.length);
+      o.items.forEach(function (item, n) {
+        var q = p + "item." + n + ".";
+        add(q + "text", item.text);
+        add(q + "kind", item.kind);
+        add(q + "consensus", item.consensus || "");
+        add(q + "orgs", UNATTRIBUTED[disclosure] ? "" : join(item.orgs));
+        add(q + "proposal", item.proposal_id || "");
+        add(q + "amendment", item.amendment_id || "");
+      });
+    });
+    record.label = record.facts.title;
+  }
+
+  /* The facts of an organisation (mirrors projections/organisations.py). */
+  function organisationFacts(record, add) {
+    var memberships = {};
+    var order = [];
+    record.entries.forEach(function (e) {
+      var d = e.data || {};
+      if (e.type === "organisation.registered") {
+        add("name", d.name);
+        add("org-kind", d.org_kind);
+        add("registered-index", e.index);
+      } else if (e.type === "organisation.membership_added" || e.type === "organisation.membership_ended") {
+        var key = d.process_id + " " + d.group;
+        if (!memberships[key]) order.push(key);
+        memberships[key] = e.type === "organisation.membership_added" ? d.role : "";
+      }
+    });
+    add("memberships", join(order.filter(function (key) { return memberships[key]; }).map(function (key) { return key.split(" ")[1]; })));
+    order.forEach(function (key) {
+      if (memberships[key]) add("membership." + key.split(" ")[1] + ".role", memberships[key]);
+    });
+    record.label = record.facts.name;
+  }
+
+  /* The facts of a publication (mirrors projections/publications.py). */
+  function publicationFacts(record, add) {
+    var state = "";
+    record.entries.forEach(function (e) {
+      var d = e.data || {};
+      if (e.type === "publication.published" || e.type === "publication.embargoed") {
+        state = e.type === "publication.published" ? "published" : "embargoed";
+        add("title", d.title);
+        add("pub-kind", d.pub_kind);
+        add("published-index", e.index);
+        add("published-time", e.time);
+        add("proposals", join(d.proposal_ids));
+        add("meetings", join(d.meeting_ids));
+        if (d.sha256) {
+          add("sha256", d.sha256);
+          add("size", d.size);
+          add("media-type", d.media_type);
+        }
+        if (d.commitment) add("commitment", d.commitment);
+      } else if (e.type === "publication.released") {
+        state = "published";
+        add("sha256", d.sha256);
+        add("size", d.size);
+        add("media-type", d.media_type);
+      } else if (e.type === "publication.withdrawn") {
+        state = "withdrawn";
+        add("withdrawn-reason", d.reason);
+      } else if (e.type === "publication.superseded") {
+        state = "superseded";
+        add("superseded-by", d.superseded_by);
+        add("superseded-reason", d.reason);
+      }
+    });
+    add("state", state);
+    record.label = record.facts.title;
+  }
+
+  /* The facts of a process: its title, strands and phases (mirrors projections/process.py). */
+  function processFacts(record, add) {
+    record.entries.forEach(function (e) {
+      var d = e.data || {};
+      if (e.type === "process.started") {
+        add("title", d.title);
+        add("summary", d.summary);
+      } else if (e.type === "process.strand_added") {
+        add("strand." + d.strand_id + ".title", d.title);
+        add("strand." + d.strand_id + ".summary", d.summary);
+      } else if (e.type === "process.phase_started") {
+        add("phase", d.phase_id);
+        add("phase." + d.phase_id + ".title", d.title);
+      }
+    });
+    record.label = record.facts.title;
+  }
+
+  var REDUCERS = {
+    process: processFacts,
+    proposal: proposalFacts,
+    meeting: meetingFacts,
+    organisation: organisationFacts,
+    publication: publicationFacts,
+  };
+
+  function factsOf(record) {
+    if (record.facts) return record.facts;
+    var reducer = REDUCERS[record.kind];
+    if (!reducer) fail("this checker cannot read records of kind “" + record.kind + "”");
+    record.facts = {};
+    reducer(record, function (key, value) {
+      record.facts[key] = value === null || value === undefined ? "" : String(value);
+    });
+    return record.facts;
+  }
+
+  /* Facts each page kind must show (when the log gives them a non-empty value). */
+  var REQUIRED = {
+    proposal: /^(title|sponsor|status|status-reason|text-version|individual-sponsors|section-ids|section\.[^.]+\.(heading|text)|outcomes|outcome\..*|open-amendments)$/,
+    history: /^(title|versions|entries|not-incorporated|version\.\d+\.(index|based-on|note|time|actor)|entry\.\d+\.type)$/,
+    meeting: /^(title|starts-at|disclosure|convenor|held|held-at|attendees|attendee-count|individuals|minutes|outcomes|outcome\.[^.]+\.(index|items)|outcome\.[^.]+\.item\.\d+\.(text|kind|consensus|orgs))$/,
+    organisation: /^(name|org-kind|memberships)$/,
+    publication: /^(title|pub-kind|state|sha256|commitment)$/,
+  };
+  var ALWAYS = {
+    proposal: ["open-amendments", "outcomes", "section-ids"],
+    history: ["versions", "entries", "not-incorporated"],
+    meeting: ["outcomes", "held"],
+    organisation: ["memberships"],
+    publication: ["state"],
+  };
+
+  function flat(text) {
+    return String(text || "").replace(/\s+/g, " ").trim();
+  }
+
+  /* An element's text without the parts matching `selector` (e.g. a diff's deletions). */
+  function textWithout(element, selector) {
+    if (!element) return "";
+    var copy = element.cloneNode(true);
+    Array.prototype.forEach.call(copy.querySelectorAll(selector), function (part) {
+      part.remove();
+    });
+    return flat(copy.textContent);
+  }
+
+  /* A word diff between versions `from` and `to` (data-diff-from/-to) must turn the one
+     version's sections, as the log gives them, into the other's: its text without the
+     insertions is the old section, without the deletions the new one. Every section that
+     changed must be shown (every section, when the diff shows all). */
+  function checkDiffs(root, facts) {
+    var checked = 0;
+    Array.prototype.forEach.call(root.querySelectorAll("[data-diff-to]"), function (box) {
+      var from = box.getAttribute("data-diff-from");
+      var to = box.getAttribute("data-diff-to");
+      var all = box.getAttribute("data-diff-all") === "yes";
+      function section(version, sid, part) {
+        return flat(facts["version." + version + ".section." + sid + "." + part]);
+      }
+      ["from", "to"].forEach(function (which) {
+        var version = which === "from" ? from : to;
+        if (!Object.prototype.hasOwnProperty.call(facts, "version." + version + ".section-ids")) {
+          fail("the page compares with version " + version + ", which the log's entries for this proposal do not have");
+        }
+      });
+      var shown = {};
+      Array.prototype.forEach.call(box.querySelectorAll(".diff-section[data-section-id]"), function (element) {
+        var sid = element.getAttribute("data-section-id");
+        var heading = element.firstElementChild;
+        var text = element.querySelector(".diff-text");
+        var pairs = [
+          ["heading", textWithout(heading, "ins, .tag"), textWithout(heading, "del, .tag")],
+          ["text", textWithout(text, "ins"), textWithout(text, "del")],
+        ];
+        pairs.forEach(function (pair) {
+          if (pair[1] !== section(from, sid, pair[0])) {
+            fail("the changes shown to section “" + sid + "” do not start from version " + from + "'s " + pair[0] + " in the log (“" + shorten(section(from, sid, pair[0])) + "”)");
+          }
+          if (pair[2] !== section(to, sid, pair[0])) {
+            fail("the changes shown to section “" + sid + "” do not lead to version " + to + "'s " + pair[0] + " in the log (“" + shorten(section(to, sid, pair[0])) + "”)");
+          }
+        });
+        shown[sid] = true;
+        checked += 1;
+      });
+      var ids = (facts["version." + from + ".section-ids"] + " " + facts["version." + to + ".section-ids"]).split(" ").filter(Boolean);
+      ids.forEach(function (sid) {
+        if (shown[sid]) return;
+        var changed = section(from, sid, "heading") !== section(to, sid, "heading") || section(from, sid, "text") !== section(to, sid, "text");
+        if (all || changed) fail("the page does not show the changes to section “" + sid + "” from version " + from + " to " + to);
+      });
+    });
+    return checked;
+  }
+
+  function describeFact(key) {
+    return "“" + key + "”";
+  }
+
+  async function verifyRecordPage(panel, ctx, root) {
+    var id = panel.getAttribute("data-record");
+    var pageKind = panel.getAttribute("data-page") || "";
+    var record = await loadRecord(ctx, id);
+    var facts = factsOf(record);
+    var shown = {};
+    var elements = root.querySelectorAll("[data-fact]");
+    for (var i = 0; i < elements.length; i++) {
+      var element = elements[i];
+      var key = element.getAttribute("data-fact");
+      var value = element.hasAttribute("data-fact-value") ? element.getAttribute("data-fact-value") : element.textContent;
+      if (!Object.prototype.hasOwnProperty.call(facts, key)) {
+        fail("the page shows " + describeFact(key) + " as “" + shorten(value) + "”, which no entry of this record says");
+      }
+      if (normalise(value) !== normalise(facts[key])) {
+        fail("the page shows " + describeFact(key) + " as “" + shorten(value) + "” but the log's entries say “" + shorten(facts[key]) + "”");
+      }
+      shown[key] = true;
+    }
+    var required = REQUIRED[pageKind];
+    var always = ALWAYS[pageKind] || [];
+    Object.keys(facts).forEach(function (key) {
+      if (shown[key]) return;
+      if (always.indexOf(key) >= 0 || (required && required.test(key) && facts[key] !== "")) {
+        fail("the page does not show " + describeFact(key) + ", which the log's entries say is “" + shorten(facts[key]) + "”");
+      }
+    });
+    var diffs = record.kind === "proposal" ? checkDiffs(root, facts) : 0;
+    // Names and titles of other records the page shows.
+    var refs = Array.prototype.slice.call(root.querySelectorAll("[data-ref]"));
+    var ids = [];
+    refs.forEach(function (element) {
+      var refId = element.getAttribute("data-ref");
+      if (ids.indexOf(refId) < 0 && refId !== id) ids.push(refId);
+    });
+    await mapLimited(ids, CONCURRENCY, function (refId) {
+      return loadRecord(ctx, refId);
+    });
+    refs.forEach(function (element) {
+      var refId = element.getAttribute("data-ref");
+      var other = refId === id ? record : ctx.records[refId];
+      var otherFacts = factsOf(other);
+      var field = element.getAttribute("data-ref-fact");
+      var derived = field ? otherFacts[field] : other.label;
+      var value = element.hasAttribute("data-ref-value") ? element.getAttribute("data-ref-value") : element.textContent;
+      if (derived === undefined || normalise(value) !== normalise(derived || "")) {
+        fail(
+          "the page shows " + (field ? "the " + field + " of " : "") + other.kind + " " + refId + " as “" + shorten(value) +
+            "” but that " + other.kind + "'s own entries say “" + shorten(derived === undefined ? "(nothing)" : derived) + "”"
+        );
+      }
+    });
+    return {
+      record: record,
+      facts: Object.keys(shown).length + diffs,
+      refs: ids.length,
+      refNames: refs.length,
+    };
+  }
+
   // The whole check ----------------------------------------------------------------------------
 
   function parseIndexes(text) {
@@ -516,8 +1042,10 @@
   async function chooseKey(panel, base, report, mirror) {
     var typed = panel.querySelector("[data-verify-key]");
     var given = typed && typed.value.trim();
+    rememberKey(given || "");
     if (given) {
       report.keySource = "the key you gave";
+      report.readerKey = true;
       return parseVerifierKey(given, ED25519_TYPE);
     }
     var pinned = panel.getAttribute("data-pinned-key");
@@ -543,7 +1071,8 @@
       fail("this browser offers no Web Cryptography here (it needs a secure, https:// page)");
     }
     var indexes = parseIndexes(panel.getAttribute("data-indexes"));
-    if (!indexes.length) fail("this page names no entries to check");
+    var recordPage = panel.hasAttribute("data-record");
+    if (!indexes.length && !recordPage) fail("this page names no entries to check");
     var mirror = options.mirror !== undefined ? options.mirror : mirrorRoot();
     var report = { entries: indexes.length, shownChecked: 0, keySource: "", mirror: Boolean(mirror) };
     var key = await chooseKey(panel, base, report, mirror);
@@ -552,7 +1081,13 @@
     for (var w = 0; w < witnessKeys.length; w++) {
       witnesses.push(await parseVerifierKey(witnessKeys[w], COSIGNATURE_TYPE));
     }
-    var origin = panel.getAttribute("data-log-origin") || key.name;
+    // The origin checked is the reader's when they gave a key: the name their key carries.
+    var origin = report.readerKey ? key.name : panel.getAttribute("data-log-origin") || key.name;
+    report.origin = origin;
+    report.witnesses = witnesses.length;
+    report.keyName = key.name;
+    report.keyId = key.idHex;
+    if (recordPage) return verifyRecordPanel(panel, options, report, key, witnesses, origin, mirror);
     var subject = panel.getAttribute("data-subject");
 
     var size;
@@ -647,7 +1182,78 @@
     return report;
   }
 
+  async function verifyRecordPanel(panel, options, report, key, witnesses, origin, mirror) {
+    var main = document.querySelector("main[data-log-index]");
+    var at = main ? Number(main.getAttribute("data-log-index")) : null;
+    if (at !== null && !Number.isSafeInteger(at)) at = null;
+    var ctx = {
+      base: options.base || "",
+      mirror: mirror,
+      key: key,
+      witnesses: witnesses,
+      origin: origin,
+      at: at,
+      size: null,
+      note: null,
+      tiles: null,
+      checkpoint: null,
+      checkpoints: {},
+      records: {},
+      entriesChecked: {},
+      progress: options.progress || function () {},
+    };
+    if (mirror) {
+      ctx.progress("Fetching the mirror's checkpoint…");
+      ctx.note = await getText(mirror + "checkpoint", "the mirror's checkpoint");
+      ctx.size = parseCheckpoint(splitNote(ctx.note).text).size;
+      if (ctx.size <= 0) fail("the mirror's checkpoint is for an empty log");
+      ctx.tiles = new TileReader(mirror, ctx.size);
+    }
+    var result = await verifyRecordPage(panel, ctx, options.root || document);
+    if (at !== null && at >= ctx.size) {
+      fail("this page reflects entry " + at + ", which is beyond the signed checkpoint of size " + ctx.size);
+    }
+    var entries = result.record.entries;
+    report.record = result.record.id;
+    report.recordKind = result.record.kind;
+    report.versions = entries.length;
+    report.firstIndex = entries[0].index;
+    report.lastIndex = entries[entries.length - 1].index;
+    report.at = at;
+    report.entries = Object.keys(ctx.entriesChecked).length;
+    report.facts = result.facts;
+    report.refs = result.refs;
+    report.size = ctx.size;
+    report.cosigned = ctx.checkpoint ? ctx.checkpoint.cosigned : [];
+    return report;
+  }
+
+  function witnessWarning(report) {
+    if (!report.witnesses || report.cosigned.length >= report.witnesses) return "";
+    return (
+      "Warning: only " + report.cosigned.length + " of the " + report.witnesses + " witnesses this page names cosigned the checkpoint, " +
+      "so nobody independent is known to have seen this state of the log."
+    );
+  }
+
   function summary(report) {
+    if (report.record) {
+      var text = [
+        "Verified: " + report.entries + " " + (report.entries === 1 ? "entry is" : "entries are") +
+          " in the log signed by " + report.keyName + " (key " + report.keyId + "), checkpoint size " + report.size + ".",
+        "This " + report.recordKind + "'s versions 1 to " + report.versions + " are all there (entries " + report.firstIndex +
+          " to " + report.lastIndex + ").",
+        report.facts + " " + (report.facts === 1 ? "fact" : "facts") + " shown on this page follow from them" +
+          (report.refs ? ", and the names of " + report.refs + " other " + (report.refs === 1 ? "record" : "records") + " from their own entries." : "."),
+      ];
+      if (report.witnesses) text.push("Cosigned by " + report.cosigned.length + " of " + report.witnesses + " witnesses.");
+      var warning = witnessWarning(report);
+      return (warning ? warning + " " : "") + text.join(" ");
+    }
+    return legacySummary(report);
+  }
+
+  function legacySummary(report) {
     var parts = [
       "Verified: " + report.entries + " " + (report.entries === 1 ? "entry is" : "entries are") +
         " in the log signed by " + report.keyName + " (key " + report.keyId + "), checkpoint size " + report.size + ".",
@@ -668,7 +1274,7 @@
 
   function setResult(element, text, state) {
     element.textContent = text;
-    element.classList.remove("is-ok", "is-failed", "is-working");
+    element.classList.remove("is-ok", "is-failed", "is-working", "is-warning");
     if (state) element.classList.add("is-" + state);
   }
 
@@ -679,14 +1285,28 @@
     if (!report) return;
     var list = document.createElement("ul");
     list.className = "verify-details";
-    [
+    var lines = [];
+    if (report.record) {
+      lines.push(
+        "Proven: the " + report.entries + " entries listed were checked one by one against the checkpoint of size " + report.size +
+          "; the " + report.recordKind + "'s versions 1 to " + report.versions + " are all among them, with none missing; every fact marked on this page follows from them" +
+          (report.refs ? ", and every organisation, meeting or proposal named from that record's own entries." : ".")
+      );
+      lines.push(
+        "Not proven: an entry about this " + report.recordKind + " recorded after " +
+          (report.at !== null ? "entry " + report.at + " (where this page stands)" : "the checkpoint of size " + report.size) +
+          " would not be shown here; lists drawn from other records (amendments raised at a meeting, publications) are checked for what they name, not for being complete."
+      );
+    }
+    lines.push("Origin checked: “" + report.origin + "”" + (report.readerKey ? " (from the key you gave)." : " (the name this page gives the log)."));
+    lines.concat([
       "Key used: " + report.keySource + ".",
       report.mirror
         ? "Each entry's bytes come from the mirror's entry bundles; its RFC 9162 inclusion proof was computed in your browser from the mirror's hash tiles."
         : "Each entry's bytes and inclusion proof come from the log's API.",
       "Each entry's SHA-256 leaf hash, with its RFC 9162 inclusion proof, gives the root in the checkpoint.",
       "The checkpoint's Ed25519 signature is the log's, and it names this log.",
-    ].forEach(function (line) {
+    ]).forEach(function (line) {
       var item = document.createElement("li");
       item.textContent = line;
       list.appendChild(item);
@@ -700,6 +1320,8 @@
     var result = panel.querySelector("[data-verify-result]");
     if (!controls || !button || !result) return;
     controls.hidden = false;
+    var typed = panel.querySelector("[data-verify-key]");
+    if (typed && !typed.value) typed.value = rememberedKey();
     var withoutScript = panel.querySelector("[data-verify-nojs]");
     if (withoutScript) withoutScript.hidden = true;
     button.addEventListener("click", async function () {
@@ -712,7 +1334,7 @@
             setResult(result, text, "working");
           },
         });
-        setResult(result, summary(report), "ok");
+        setResult(result, summary(report), witnessWarning(report) ? "warning" : "ok");
         details(panel, report);
       } catch (error) {
         var reason = error instanceof VerifyError ? error.message : "unexpected error: " + error;
@@ -720,6 +1342,38 @@
       } finally {
         button.disabled = false;
       }
+    });
+  }
+
+  // The reader's own key, kept in this browser (localStorage) between pages.
+  var KEY_STORAGE = "open-policy-ledger:verifier-key";
+
+  function rememberedKey() {
+    try {
+      return window.localStorage.getItem(KEY_STORAGE) || "";
+    } catch (error) {
+      return "";
+    }
+  }
+
+  function rememberKey(vkey) {
+    try {
+      if (vkey) window.localStorage.setItem(KEY_STORAGE, vkey);
+      else window.localStorage.removeItem(KEY_STORAGE);
+    } catch (error) {
+      // storage refused (private mode): the key is used for this check only
+    }
+  }
+
+  /* The audit page's "use this key" button: keep the key line shown beside it. */
+  function wireRememberKey(button) {
+    var vkey = String(button.getAttribute("data-remember-key") || "").trim();
+    if (!vkey) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      rememberKey(vkey);
+      var status = document.querySelector("[data-remember-key-result]");
+      if (status) status.textContent = "Kept in this browser: every page's Verify now checks against this key and its origin.";
     });
   }
 
@@ -762,6 +1416,7 @@
   function start() {
     Array.prototype.forEach.call(document.querySelectorAll("[data-verify]"), wirePanel);
     Array.prototype.forEach.call(document.querySelectorAll("[data-file-check]"), wireFileCheck);
+    Array.prototype.forEach.call(document.querySelectorAll("[data-remember-key]"), wireRememberKey);
   }
 
   // For anyone who wants to script the same checks (and for tests).
@@ -772,6 +1427,7 @@
     rootFromInclusionProof: rootFromInclusionProof,
     hashLeaf: hashLeaf,
     TileReader: TileReader,
+    reducers: REDUCERS,
   };
 
   if (document.readyState === "loading") {

@@ -1,0 +1,356 @@
+"""A page's Verify proves what the page shows (real Chromium, real `ledger serve`, both stores).
+
+The browser finds a record's entries in the log itself (GET /subjects/{id}/entries), checks
+each proof and that the record's versions run 1..n, derives every marked fact from those
+entries and compares. A database insider edits the read-model tables with SQL: the page then
+shows the false content, and its Verify fails naming the fact.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import BACKENDS
+from tests.web.conftest import Site, _serve_demo, screenshot
+
+VERIFIED = re.compile(r"^Verified: \d+ entr(y is|ies are) in the log signed by ")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def tampered_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """A demo site of its own (its read models are edited by the tests), per store."""
+    with _serve_demo(request.param, tmp_path_factory.mktemp(f"tamper-{request.param}")) as site:
+        yield site
+
+
+def verify(page: Any) -> tuple[str, str]:
+    """Press Verify; (result text, state: ok / warning / failed)."""
+    page.get_by_role("button", name="Verify", exact=True).click()
+    result = page.locator(
+        "[data-verify-result].is-ok, [data-verify-result].is-failed, "
+        "[data-verify-result].is-warning"
+    )
+    result.wait_for()
+    classes = str(result.get_attribute("class"))
+    state = next(s for s in ("ok", "failed", "warning") if f"is-{s}" in classes)
+    return str(result.inner_text()), state
+
+
+def verified(page: Any, url: str) -> str:
+    page.goto(url)
+    text, state = verify(page)
+    assert state == "ok", text
+    assert VERIFIED.match(text), text
+    assert "versions 1 to " in text, text  # the record's entries came from the log
+    return text
+
+
+def failed(page: Any, url: str) -> str:
+    page.goto(url)
+    text, state = verify(page)
+    assert state == "failed", text
+    assert text.startswith("Verification failed: "), text
+    return text
+
+
+def run(site: Site, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    """One SQL statement as the insider types it; its rows, if any."""
+    conn = site.store.connect()
+    try:
+        cursor = conn.execute(site.store.q(statement), params)
+        return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+    finally:
+        conn.close()
+
+
+@contextmanager
+def insider(site: Site, table: str, where: str, *params: Any) -> Iterator[None]:
+    """Keep the rows of ``table`` matching ``where``; the test edits them with SQL; put the
+    kept rows back afterwards (the read models of this site are shared by its tests)."""
+    conn = site.store.connect()
+    try:
+        cursor = conn.execute(site.store.q(f"SELECT * FROM {table} WHERE {where}"), params)
+        columns = [d[0] for d in cursor.description]
+        kept = [tuple(r) for r in cursor.fetchall()]
+    finally:
+        conn.close()
+    assert kept, (table, where, params)
+    try:
+        yield
+    finally:
+        marks = ", ".join("?" for _ in columns)
+        run(site, f"DELETE FROM {table} WHERE {where}", *params)
+        for row in kept:
+            run(site, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", *row)
+
+
+def entries_of(site: Site, subject: str) -> list[dict[str, Any]]:
+    return [json.loads(e["entry"]) for e in site.json(f"/subjects/{subject}/entries")["entries"]]
+
+
+def proposal_url(site: Site, proposal: dict[str, Any], tail: str = "") -> str:
+    return f"{site.base}/web/proposals/{proposal['id']}{tail}"
+
+
+# Untouched pages verify ------------------------------------------------------------------------
+
+
+def test_untouched_record_pages_verify_from_the_log(tampered_site: Site, page: Any) -> None:
+    """Proposal, history and meeting pages verify; the panel says what is proven and what is
+    not, and that the record's versions are all there."""
+    site = tampered_site
+    gateway = site.gateway
+    entries = site.json(f"/subjects/{gateway['id']}/entries")["entries"]
+    text = verified(page, proposal_url(site, gateway))
+    assert f"This proposal's versions 1 to {len(entries)} are all there" in text
+    assert "facts shown on this page follow from them" in text
+    details = page.locator("[data-verify-details]").inner_text()
+    assert "Not proven: an entry about this proposal recorded after entry" in details
+    assert "Origin checked: “ledger.test.example/open-policy”" in details
+    screenshot(page, f"verify-record-{site.kind}", around=".verify")
+    verified(page, proposal_url(site, gateway, "/history"))
+    for disclosure in ("on_record", "chatham_house", "non_attributed"):
+        verified(page, f"{site.base}/web/meetings/{site.meeting(disclosure)['id']}")
+
+
+# The insider edits the read models with SQL: the page lies, Verify says where ------------------
+
+
+def test_a_renamed_sponsor_fails(tampered_site: Site, page: Any) -> None:
+    site = tampered_site
+    gateway = site.gateway
+    sponsor = gateway["sponsor_org"]
+    url = proposal_url(site, gateway)
+    with insider(site, "pv_organisations", "id = ?", sponsor):
+        run(
+            site,
+            "UPDATE pv_organisations SET name = ? WHERE id = ?",
+            "Fictional Front Ltd",
+            sponsor,
+        )
+        page.goto(url)
+        assert page.get_by_text("Fictional Front Ltd").first.is_visible()
+        text = failed(page, url)
+        assert f"organisation {sponsor} as “Fictional Front Ltd”" in text
+        assert "that organisation's own entries say" in text
+        screenshot(page, f"verify-record-tampered-{site.kind}", around=".verify")
+    verified(page, url)
+
+
+def test_a_reassigned_sponsor_fails(tampered_site: Site, page: Any) -> None:
+    site = tampered_site
+    gateway = site.gateway
+    other = next(o["id"] for o in site.organisations if o["id"] != gateway["sponsor_org"])
+    with insider(site, "pv_proposals", "id = ?", gateway["id"]):
+        run(site, "UPDATE pv_proposals SET sponsor_org = ? WHERE id = ?", other, gateway["id"])
+        text = failed(page, proposal_url(site, gateway))
+        assert "the page shows “sponsor” as “" + other in text
+
+
+def test_a_reverted_status_and_deleted_history_fail(tampered_site: Site, page: Any) -> None:
+    """An enacted proposal shown as recommended, its later timeline rows deleted: both the
+    proposal page and its history fail."""
+    site = tampered_site
+    enacted = next(p for p in site.proposals if p["status"] == "enacted")
+    entries = entries_of(site, enacted["id"])
+    enacting = next(
+        e
+        for e in entries
+        if e["type"] == "proposal.status_changed" and e["data"]["new_status"] == "enacted"
+    )
+    with (
+        insider(site, "pv_proposals", "id = ?", enacted["id"]),
+        insider(site, "pv_proposal_timeline", "proposal_id = ?", enacted["id"]),
+    ):
+        run(site, "UPDATE pv_proposals SET status = 'recommended' WHERE id = ?", enacted["id"])
+        run(
+            site,
+            "DELETE FROM pv_proposal_timeline WHERE proposal_id = ? AND idx >= ?",
+            enacted["id"],
+            enacting["index"],
+        )
+        page.goto(proposal_url(site, enacted))
+        assert page.locator("[data-fact=status]").inner_text().lower() == "recommended"
+        text = failed(page, proposal_url(site, enacted))
+        assert (
+            "the page shows “status” as “recommended” but the log's entries say “enacted”" in text
+        )
+        text = failed(page, proposal_url(site, enacted, "/history"))
+        assert "the page shows “entries” as “" in text
+
+
+def test_a_removed_section_of_the_current_text_fails(tampered_site: Site, page: Any) -> None:
+    site = tampered_site
+    gateway = site.gateway
+    version = gateway["text_version"]
+    where = "proposal_id = ? AND text_version = ?"
+    with insider(site, "pv_versions", where, gateway["id"], version):
+        (sections,) = run(
+            site, f"SELECT sections FROM pv_versions WHERE {where}", gateway["id"], version
+        )[0]
+        kept = json.loads(sections)
+        removed = kept.pop(1)
+        run(
+            site,
+            f"UPDATE pv_versions SET sections = ? WHERE {where}",
+            json.dumps(kept),
+            gateway["id"],
+            version,
+        )
+        page.goto(proposal_url(site, gateway))
+        assert page.locator(f"#section-{removed['id']}").count() == 0
+        text = failed(page, proposal_url(site, gateway))
+        assert "the page shows “section-ids” as" in text
+        assert removed["id"] in text
+        # The history's word diff into that version no longer leads to the logged text.
+        text = failed(page, proposal_url(site, gateway, "/history"))
+        assert f"section “{removed['id']}”" in text or "section-ids" in text, text
+
+
+def test_replaced_meeting_attendees_fail(tampered_site: Site, page: Any) -> None:
+    site = tampered_site
+    meeting = site.meeting("on_record")
+    url = f"{site.base}/web/meetings/{meeting['id']}"
+    others = [o["id"] for o in site.organisations][-2:]
+    with insider(site, "pv_meetings", "id = ?", meeting["id"]):
+        run(
+            site,
+            "UPDATE pv_meetings SET attending_orgs = ?, attendee_count = 2 "
+            "WHERE id = ? AND held = 1",
+            json.dumps(others),
+            meeting["id"],
+        )
+        text = failed(page, url)
+        assert "the page shows “attendees” as “" + " ".join(others) in text
+    verified(page, url)
+
+
+def test_a_removed_dissent_fails(tampered_site: Site, page: Any) -> None:
+    """The history page's dissent comes from the decision entry, not the amendments table."""
+    site = tampered_site
+    rows = run(
+        site,
+        "SELECT proposal_id, amendment_id FROM pv_amendments WHERE dissenting_orgs <> '[]' "
+        "AND dissenting_orgs IS NOT NULL ORDER BY proposed_index",
+    )
+    proposal_id, amendment_id = rows[0]
+    where = "proposal_id = ? AND amendment_id = ?"
+    with insider(site, "pv_amendments", where, proposal_id, amendment_id):
+        run(
+            site,
+            f"UPDATE pv_amendments SET dissenting_orgs = '[]' WHERE {where}",
+            proposal_id,
+            amendment_id,
+        )
+        url = f"{site.base}/web/proposals/{proposal_id}/history"
+        page.goto(url)
+        text = failed(page, url)
+        assert f"“amendment.{amendment_id}.dissent” as “”" in text, text
+
+
+def test_a_renamed_organisation_on_a_meeting_page_fails(tampered_site: Site, page: Any) -> None:
+    site = tampered_site
+    meeting = site.meeting("on_record")
+    convenor = meeting["convenor_org"]
+    with insider(site, "pv_organisations", "id = ?", convenor):
+        run(site, "UPDATE pv_organisations SET name = 'Imaginary Office' WHERE id = ?", convenor)
+        text = failed(page, f"{site.base}/web/meetings/{meeting['id']}")
+        assert f"organisation {convenor} as “Imaginary Office”" in text
+
+
+# What the reader brings: their key, and witnesses -----------------------------------------------
+
+
+def _vkey(name: str, kind: int, public: bytes) -> str:
+    key_id = hashlib.sha256(name.encode() + b"\n" + bytes([kind]) + public).digest()[:4]
+    return f"{name}+{key_id.hex()}+{base64.b64encode(bytes([kind]) + public).decode()}"
+
+
+def _public_key() -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def test_a_pasted_key_is_the_one_checked_and_is_kept(tampered_site: Site, page: Any) -> None:
+    """The reader's key (and its origin) is used, kept in this browser for other pages; a
+    wrong key fails, whichever log the page claims to be."""
+    site = tampered_site
+    gateway = site.gateway
+    _, _, served = site.get("/public-key")
+    right = served.decode().strip()
+    url = proposal_url(site, gateway)
+    page.goto(url)
+    page.get_by_label("The log's public key you trust").fill(right)
+    text, state = verify(page)
+    assert state == "ok", text
+    assert (
+        "Origin checked: “ledger.test.example/open-policy” (from the key you gave)"
+        in page.locator("[data-verify-details]").inner_text()
+    )
+    # Another log's key, under the same name: not signed by it.
+    impostor = _vkey("ledger.test.example/open-policy", 1, _public_key())
+    page.get_by_label("The log's public key you trust").fill(impostor)
+    text, state = verify(page)
+    assert state == "failed", text
+    assert "the checkpoint is not signed by the log's key" in text
+    # A key of a log with another name: the origin checked is the reader's.
+    other = _vkey("other.example/log", 1, _public_key())
+    page.get_by_label("The log's public key you trust").fill(other)
+    text, state = verify(page)
+    assert state == "failed", text
+    assert "is not signed by the log's key other.example/log" in text
+    # Kept in localStorage: the next page checks against it without asking.
+    page.goto(proposal_url(site, gateway, "/history"))
+    assert page.get_by_label("The log's public key you trust").input_value() == other
+    text, state = verify(page)
+    assert state == "failed", text
+    # The audit page offers the log's key line to keep.
+    page.goto(f"{site.base}/web/audit")
+    page.get_by_role("button", name="Use this key to check every page").click()
+    page.goto(url)
+    assert page.get_by_label("The log's public key you trust").input_value() == right
+    text, state = verify(page)
+    assert state == "ok", text
+
+
+def test_missing_cosignatures_are_a_warning(tampered_site: Site, page: Any) -> None:
+    """A page naming a witness whose cosignature the checkpoint lacks is not green."""
+    site = tampered_site
+    witness = _vkey("witness.test.example/w1", 4, _public_key())
+    page.goto(proposal_url(site, site.gateway))
+    page.locator("[data-verify]").evaluate(f"p => p.setAttribute('data-witness-keys', '{witness}')")
+    text, state = verify(page)
+    assert state == "warning", text
+    assert text.startswith("Warning: only 0 of the 1 witnesses this page names cosigned"), text
+
+
+# Tampering in flight: the record's list is not trusted ------------------------------------------
+
+
+def test_an_entry_left_out_of_the_record_fails(tampered_site: Site, page: Any) -> None:
+    """A server that leaves one entry of the record out of its answer: a version is missing."""
+    site = tampered_site
+    gateway = site.gateway
+
+    def handle(route: Any) -> None:
+        response = route.fetch()
+        body = json.loads(response.text())
+        del body["entries"][2]
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route(lambda url: urlsplit(url).path == f"/subjects/{gateway['id']}/entries", handle)
+    text = failed(page, proposal_url(site, gateway))
+    assert f"version 3 of record {gateway['id']} is missing" in text
