@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from ledger.actors import Actor
 from ledger.aggregates import (
+    DISCLOSURE_MODES,
     FINAL_STATUSES,
     STATUS_TRANSITIONS,
+    UNATTRIBUTED,
     Meeting,
     Organisation,
     Process,
@@ -21,6 +23,7 @@ from ledger.aggregates import (
     apply_changes,
 )
 from ledger.errors import InvalidInputError, RuleViolationError, StaleVersionError
+from ledger.events import AmendmentProposed
 
 ACTOR = Actor("official", "recorder", "org")
 AT = datetime(2015, 1, 1, tzinfo=UTC)
@@ -84,6 +87,31 @@ def test_stale_base_version_names_the_current_version() -> None:
     with pytest.raises(StaleVersionError, match="current version is 2") as caught:
         amend(p, base=1)
     assert caught.value.current_version == 2
+
+
+def test_an_unattributed_amendment_names_the_meeting_it_was_raised_at() -> None:
+    """No proposer is allowed only beside a meeting (the application checks that the meeting
+    attributes no one); the entry then holds ``proposer_org`` null; a meeting on the record
+    attributes, the other modes do not."""
+    p = proposal()
+    change = [{"op": "replace", "section_id": "s1", "text": "x"}]
+    with pytest.raises(InvalidInputError, match=r"^proposer_org is required"):
+        p.propose_amendment(base_version=1, changes=change, rationale="", proposer_org=None,
+                            meeting_id=None, actor=ACTOR, at=AT)  # fmt: skip
+    assert not p.collect_events()[1:]  # only the tabling
+    p.propose_amendment(base_version=1, changes=change, rationale="", proposer_org=None,
+                        meeting_id="m", actor=ACTOR, at=AT)  # fmt: skip
+    (event,) = p.collect_events()
+    assert isinstance(event, AmendmentProposed)
+    assert event.proposer_org is None
+    assert event.meeting_id == "m"
+    attributes = {}
+    for mode in DISCLOSURE_MODES:
+        m = Meeting.schedule(process_id="p", strand_id=None, title="M", starts_at="x",
+                             disclosure=mode, convenor_org="o", actor=ACTOR, at=AT)  # fmt: skip
+        attributes[mode] = m.attributes
+    assert attributes == {mode: mode not in UNATTRIBUTED for mode in DISCLOSURE_MODES}
+    assert [mode for mode, yes in attributes.items() if yes] == ["on_record"]
 
 
 def test_deciding_twice_is_refused_but_no_decision_can_be_revisited() -> None:
