@@ -48,6 +48,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ledger.errors import LedgerError
 from ledger.settings import Settings
+from ledger.storage import open_reader
 from ledger.tiles import TilesExport, export_tiles
 
 __all__ = ["ExportError", "SiteExport", "export_site"]
@@ -474,6 +475,31 @@ records their hashes.</p>
 """
 
 
+def _subject_lists(settings: Settings, size: int, writer: _Mirror) -> int:
+    """``subjects/<id>.json``: the indexes of every entry about each record, read from the
+    log's own entries (never a read model), for a page's Verify to fetch from the tiles. The
+    browser checks each entry and that the record's versions run 1..n, so the list is a
+    convenience, not a claim."""
+    indexes: dict[str, list[int]] = {}
+    reader = open_reader(settings)
+    try:
+        for start in range(0, size, 5000):
+            for offset, raw in enumerate(reader.entries(start, min(size, start + 5000))):
+                subject = json.loads(raw).get("subject") or {}
+                subject_id = str(subject.get("id", ""))
+                if _SUBJECT_ID.fullmatch(subject_id):
+                    indexes.setdefault(subject_id, []).append(start + offset)
+    finally:
+        reader.close()
+    for subject_id, found in indexes.items():
+        body = json.dumps({"subject": subject_id, "indexes": found}, separators=(",", ":"))
+        writer.write(f"subjects/{subject_id}.json", body.encode())
+    return len(indexes)
+
+
+_SUBJECT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _manifest(directory: Path, result: SiteExport, note: str, writer: _Mirror) -> None:
     skip = {"MANIFEST.json", "SHA256SUMS"}
     files: dict[str, dict[str, Any]] = {}
@@ -539,6 +565,7 @@ def export_site(
         writer.write("public-key", (verifier_key + "\n").encode())
         writer.crawl()
         writer.every_document()
+        _subject_lists(settings, size, writer)
         writer.write(
             "README.html",
             _readme(result, note, verifier_key, format_datetime(last.get("time", ""))).encode(),
