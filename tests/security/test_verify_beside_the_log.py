@@ -390,3 +390,48 @@ def test_the_scratch_rebuild_is_dropped_when_the_check_fails(recorded: Recorded)
     assert scratch_left(recorded.store) == []
     # The live views were not touched: they still agree with the log.
     assert check_read_models(recorded.store.settings).ok
+
+
+def test_no_false_damage_while_the_service_writes_and_its_views_follow(recorded: Recorded) -> None:
+    """The live views are read in one snapshot, each compared at its own position: writes
+    and a follower catching up meanwhile are never reported as damage."""
+    import threading
+
+    settings = recorded.store.settings
+    stop = threading.Event()
+    written: list[int] = []
+    failures: list[BaseException] = []
+
+    def serve() -> None:
+        app = LedgerApplication(settings)
+        db = connect_views(settings)
+        log = open_reader(settings, snapshot=False)
+        try:
+            follower = Runner(db, log, all_views(), batch=3)
+            # Half the views follow at once, the rest lag: positions differ between views.
+            lagging = Runner(db, log, all_views()[:3], batch=2)
+            while not stop.is_set():
+                receipt = app.register_organisation(
+                    name=f"Busy Group {len(written)}", org_kind="academic", actor=ADMIN
+                )
+                written.append(receipt.index)
+                lagging.catch_up()
+                follower.catch_up(stop=receipt.index)
+        except BaseException as exc:  # reported by the test below
+            failures.append(exc)
+        finally:
+            db.close()
+            log.close()
+            app.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        reports = [check_read_models(settings) for _ in range(3)]
+    finally:
+        stop.set()
+        thread.join(60)
+    assert not failures, failures
+    assert len(written) >= 3
+    assert [r.findings for r in reports] == [[], [], []]
+    assert all(r.not_built == [] for r in reports)
