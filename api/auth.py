@@ -2,12 +2,16 @@
 
 ``Authorization: Bearer olt_<id>_<secret>``. The token is looked up by its id in the store on
 every request (so a revocation takes effect at once on every replica), its secret checked
-against the salted hash in constant time, and its role against the endpoint's. Each token
-has a write budget (a token bucket, per API process): past it, 429 with ``Retry-After``.
+against the salted hash in constant time, and its role against the endpoint's. The token
+table is not trusted on its own: the row must agree with the token's issuing entry in the
+log (holder, organisation, role; read once per token, then cached), and a revocation entry
+in the log revokes it whatever the revocation table says. Each token has a write budget (a
+token bucket, per API process): past it, 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -40,6 +44,7 @@ ADMIN = frozenset({"admin"})
 ANY_OFFICIAL = UPLOAD
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="open-policy-ledger"'}
+log = logging.getLogger("ledger.security")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +79,24 @@ class RateLimiter:
             return (1.0 - tokens) / self.rate
 
 
-def look_up_token(side: SideStore, text: str) -> StoredToken | None:
-    """The stored token ``text`` names, if its secret matches (revoked ones included: the
-    caller tells the official so); None for anything that is not a valid token."""
+def _matching_row(side: SideStore, text: str) -> StoredToken | None:
+    """The stored row of the token ``text`` names, if its secret matches; else None."""
     try:
         token_id, secret = parse_token(text)
     except InvalidInputError:
         return None
-    stored = side.token(token_id)
+    stored = side.token_row(token_id)
     if stored is None or not matches(stored.salt, stored.hash, secret):
+        return None
+    return stored
+
+
+def look_up_token(side: SideStore, text: str) -> StoredToken | None:
+    """The stored token ``text`` names, if its secret matches and its row agrees with its
+    issuing entry (revoked ones included: the caller tells the official so); None for
+    anything that is not a valid token."""
+    stored = _matching_row(side, text)
+    if stored is None or side.token_disagreement(stored) is not None:
         return None
     return stored
 
@@ -106,10 +120,24 @@ def authenticate(request: Request, roles: frozenset[str], *, write: bool = True)
             headers=_CHALLENGE,
         )
     side: SideStore = request.app.state.side
-    stored = look_up_token(side, credentials.strip())
+    stored = _matching_row(side, credentials.strip())
     if stored is None:
         raise ProblemError(
             401, "Invalid token", "that is not a valid API token", headers=_CHALLENGE
+        )
+    disagreement = side.token_disagreement(stored)
+    if disagreement is not None:
+        log.warning(
+            "token %s refused: its stored row disagrees with the log (%s)",
+            stored.token_id,
+            disagreement,
+        )
+        raise ProblemError(
+            401,
+            "Token does not match the log",
+            f"this token's stored record is not what its issuing entry (log index "
+            f"{stored.issued_index}) says: {disagreement}; it cannot be used",
+            headers=_CHALLENGE,
         )
     if stored.revoked_index is not None:
         raise ProblemError(

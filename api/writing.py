@@ -7,12 +7,18 @@
 * ``Idempotency-Key``: the first write with a key records the key in the same transaction
   as its entry; a retry (same token, same key, same request) writes nothing and gets the
   first receipt back (``Idempotent-Replayed: true``); the same key with a different request
-  is a 422.
+  is a 422. The idempotency table is not trusted on its own: a replay answers only if the
+  entry it names was written by this official, is about this request's record (or one
+  the request created) and is of this request's kind; otherwise a 409 and nothing written.
+* Every write is re-checked against its token's revocation under the store's write lock
+  (``LedgerApplication.writing_token``): a write still in flight when its token's
+  revocation commits is refused with 401 and writes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +33,8 @@ from api.responses import JSONResponse
 from ledger.actors import Actor
 from ledger.application import LedgerApplication, Receipt
 from ledger.errors import ConcurrentWriteError, NotFoundError
-from ledger.storage.side import SideStore
+from ledger.storage.side import IdempotentWrite, SideStore
+from ledger.tokens import TokenRevokedError
 
 __all__ = ["Command", "receipt_response", "run_write"]
 
@@ -36,6 +43,19 @@ Command = Callable[[LedgerApplication, Actor, int | None], Receipt]
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 _RETRIES = 5
+log = logging.getLogger("ledger.security")
+# The kind of record each write path's first segment acts on (``subject.kind``).
+_KINDS = {
+    "processes": "process",
+    "organisations": "organisation",
+    "proposals": "proposal",
+    "meetings": "meeting",
+    "consultations": "consultation",
+    "publications": "publication",
+    "corrections": "correction",
+    "people": "person",
+    "tokens": "access_token",
+}
 
 
 def _if_match(request: Request) -> int | None:
@@ -103,6 +123,30 @@ def _committed_receipt(request: Request, index: int, tree_size: int) -> Receipt:
     )
 
 
+def _replay_mismatch(
+    request: Request, principal: Principal, body: Any, fields: dict[str, Any]
+) -> str | None:
+    """Why the entry an idempotency row names cannot be this request's; None if it can."""
+    if fields.get("actor") != principal.actor.as_entry():
+        return "it was written by another official"
+    subject = fields.get("subject")
+    if not isinstance(subject, dict):
+        return "it names no record"
+    segments = request.url.path.strip("/").split("/")
+    kind = _KINDS.get(segments[0]) if segments else None
+    if kind is not None and subject.get("kind") != kind:
+        return f"it is about a {subject.get('kind')}, not a {kind}"
+    subject_id = str(subject.get("id"))
+    if subject_id in {str(v) for v in request.path_params.values()}:
+        return None
+    if subject.get("version") != 1:
+        return "it is about another record"
+    given = body.get("id") if isinstance(body, dict) else None
+    if given is not None and str(given) != subject_id:
+        return "it created another record"
+    return None
+
+
 def _fingerprint(request: Request, body: Any) -> str:
     try:
         payload = orjson.dumps(body, option=orjson.OPT_SORT_KEYS) if body is not None else b""
@@ -115,6 +159,23 @@ def _fingerprint(request: Request, body: Any) -> str:
     return hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + payload
     ).hexdigest()
+
+
+def _refuse_replay(principal: Principal, key: str, earlier: IdempotentWrite, why: str) -> None:
+    log.warning(
+        "idempotency row of token %s, key %r, names entry %d, which is not its write (%s)",
+        principal.token_id,
+        key,
+        earlier.index,
+        why,
+    )
+    raise ProblemError(
+        409,
+        "Idempotency record does not match",
+        f"this Idempotency-Key's stored record names log index {earlier.index}, which is not "
+        f"this request's write ({why}); nothing was recorded or replayed: use a new key",
+        first_index=earlier.index,
+    )
 
 
 def run_write(
@@ -161,6 +222,9 @@ def run_write(
                     first_index=earlier.index,
                 )
             receipt = _committed_receipt(request, earlier.index, earlier.tree_size)
+            mismatch = _replay_mismatch(request, principal, body, receipt.fields)
+            if mismatch is not None:
+                _refuse_replay(principal, key, earlier, mismatch)
             return respond(receipt, replayed=True)
 
         answer = replay()
@@ -168,11 +232,19 @@ def run_write(
             return answer
     for attempt in range(_RETRIES):
         try:
-            if key is not None:
-                with app.idempotent(principal.token_id, key, fingerprint):
+            with app.writing_token(principal.token_id):
+                if key is not None:
+                    with app.idempotent(principal.token_id, key, fingerprint):
+                        receipt = command(app, principal.actor, expected)
+                else:
                     receipt = command(app, principal.actor, expected)
-            else:
-                receipt = command(app, principal.actor, expected)
+        except TokenRevokedError as exc:
+            raise ProblemError(
+                401,
+                "Token revoked",
+                f"{exc} (the revocation was committed before this write)",
+                headers={"WWW-Authenticate": 'Bearer realm="open-policy-ledger"'},
+            ) from None
         except ConcurrentWriteError:
             if key is not None:
                 answer = replay()  # the same key, retried concurrently, may have won

@@ -71,7 +71,7 @@ from ledger.errors import (
 from ledger.groupcommit import Committed, GroupCommitter
 from ledger.keys import ConfigurationError, load_master_key, load_signer, publisher_for
 from ledger.proofs import ProofBuilder, TileCache
-from ledger.sequencer import Sealed, SideRow
+from ledger.sequencer import TOKEN_CHECK, Sealed, SideRow
 from ledger.settings import Settings
 from ledger.storage import LogReader, factory_for, open_reader
 from ledger.storage.base import (
@@ -97,6 +97,8 @@ log = logging.getLogger("ledger")
 
 # (principal, idempotency key, request fingerprint) of the write in progress, if any
 _IDEMPOTENCY: ContextVar[tuple[str, str, str] | None] = ContextVar("idempotency", default=None)
+# The API token writing (its id), re-checked under the write lock: see ``writing_token``
+_WRITER: ContextVar[str | None] = ContextVar("writer", default=None)
 
 
 @dataclass(eq=False)
@@ -296,6 +298,17 @@ class LedgerApplication(Application[UUID]):
             _IDEMPOTENCY.reset(token)
 
     @contextmanager
+    def writing_token(self, token_id: str) -> Iterator[None]:
+        """Commands inside are refused (``TokenRevokedError``, nothing written) if the token
+        ``token_id`` is revoked by the time their transaction holds the write lock: so no
+        entry it writes ever follows its revocation entry in the log."""
+        token = _WRITER.set(token_id)
+        try:
+            yield
+        finally:
+            _WRITER.reset(token)
+
+    @contextmanager
     def batch(
         self,
         aggregates: dict[UUID | str, LedgerAggregate] | None = None,
@@ -389,6 +402,9 @@ class LedgerApplication(Application[UUID]):
                     },
                 )
             )
+        writer = _WRITER.get()
+        if writer is not None:
+            rows.append(SideRow(0, TOKEN_CHECK, {"token_id": writer}))
         started = time.perf_counter()
         try:
             if alone:

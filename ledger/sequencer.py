@@ -10,7 +10,7 @@ ever stored for a tree that extends the one before it (the lock makes the compar
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,9 +21,11 @@ from ledger.envelope import SequencedEntry, sequence_entries
 from ledger.errors import ConflictError
 from ledger.integrate import Integrated, integrate
 from ledger.merkle import hash_children, largest_power_of_two_smaller_than, root_from_leaf_hashes
+from ledger.tokens import REVOKED, TokenRevokedError
 
 __all__ = [
     "KEY_ROTATED",
+    "TOKEN_CHECK",
     "Head",
     "Publisher",
     "Sealed",
@@ -31,11 +33,15 @@ __all__ = [
     "StaleKeyError",
     "grouped_side_rows",
     "hand_over",
+    "refuse_revoked_writers",
     "seal",
     "side_rows",
 ]
 
 KEY_ROTATED = "log.key_rotated"
+# Not a table: a SideRow with this "table" names the token (``values["token_id"]``) that
+# wrote the entry at its position, re-checked under the write lock (``refuse_revoked_writers``).
+TOKEN_CHECK = "token_check"  # noqa: S105 - a marker, not a secret
 
 
 class Publisher(Protocol):
@@ -185,11 +191,38 @@ def grouped_side_rows(
     Raises ValueError for a table not in ``tables``."""
     groups: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
     for side in side_rows(kwargs):
+        if side.table == TOKEN_CHECK:
+            continue
         if side.table not in tables:
             raise ValueError(f"no side table {side.table!r}")
         values = side.resolved(sealed)
         groups.setdefault((side.table, tuple(values)), []).append(tuple(values.values()))
     return [(table, columns, rows) for (table, columns), rows in groups.items()]
+
+
+def refuse_revoked_writers(
+    kwargs: dict[str, Any],
+    stored_events: Sequence[StoredEvent],
+    revoked: Callable[[list[str]], dict[str, int | None]],
+) -> None:
+    """Raise TokenRevokedError if a writing token of the batch is revoked by now.
+
+    Called under the store's write lock, before sealing. ``revoked(token_ids)`` answers
+    which of them were revoked by a transaction committed before this one (token id → the
+    revocation's index, if known); a revocation earlier in this very batch counts too. A
+    token revoking itself is not refused (its revocation is its own write).
+    """
+    checks = [(r.position, str(r.values["token_id"])) for r in side_rows(kwargs)
+              if r.table == TOKEN_CHECK]  # fmt: skip
+    if not checks:
+        return
+    committed = revoked(sorted({token_id for _, token_id in checks}))
+    for position, token_id in checks:
+        if token_id in committed:
+            raise TokenRevokedError(token_id, committed[token_id])
+        for earlier in stored_events[:position]:
+            if earlier.topic == REVOKED and str(earlier.originator_id) == token_id:
+                raise TokenRevokedError(token_id)
 
 
 def hand_over(kwargs: dict[str, Any], sealed: Sealed) -> None:

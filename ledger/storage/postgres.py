@@ -26,17 +26,27 @@ from ledger.chain import EventRow, LogHead, LogRow
 from ledger.encoding import GENESIS_PREV
 from ledger.errors import StorageError
 from ledger.integrate import pack_edge, unpack_edge
-from ledger.sequencer import Head, Publisher, Sealed, grouped_side_rows, hand_over, seal
+from ledger.sequencer import (
+    Head,
+    Publisher,
+    Sealed,
+    grouped_side_rows,
+    hand_over,
+    refuse_revoked_writers,
+    seal,
+)
 from ledger.storage.base import (
     CHECKPOINTS_TABLE,
     ENTRIES_TABLE,
     EVENTS_TABLE,
     HEAD_TABLE,
     NODES_TABLE,
+    REVOCATIONS_TABLE,
     SIDE_TABLES,
     UnloggedEvent,
     side_table_ddl,
 )
+from ledger.tokens import REVOKED
 
 __all__ = [
     "COPY_THRESHOLD",
@@ -159,6 +169,18 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self._update_head = SQL(
             "UPDATE {s}.{t} SET size = %s, head_hash = %s, edge = %s, key_id = %s WHERE id = 1"
         ).format(s=schema, t=Identifier(HEAD_TABLE))
+        self._select_revoked = SQL(
+            "SELECT s.originator_id::text, e.idx FROM {s}.{v} s LEFT JOIN {s}.{e} e "
+            "ON e.event_id = s.notification_id WHERE s.topic = {topic} "
+            "AND s.originator_id = ANY(%s::uuid[]) AND NOT s.notification_id = ANY(%s) "
+            "UNION ALL SELECT token_id, idx FROM {s}.{r} WHERE token_id = ANY(%s)"
+        ).format(
+            s=schema,
+            v=Identifier(events_table_name),
+            e=Identifier(ENTRIES_TABLE),
+            r=Identifier(REVOCATIONS_TABLE),
+            topic=Literal(REVOKED),
+        )
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -196,6 +218,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             event_ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
             assert event_ids is not None
             stored_head = _head(head_cursor.fetchone())
+            # Still under the lock: a writing token revoked by a committed transaction (or
+            # earlier in this batch) writes nothing; raising rolls the transaction back.
+            refuse_revoked_writers(
+                kwargs, stored_events, lambda ids: self._revoked(head_cursor, ids, event_ids)
+            )
             sealed = seal(stored_head, stored_events, event_ids, self.publisher)
             self._write_sealed(curs, sealed)
             self._write_side_rows(curs, sealed, kwargs)
@@ -235,11 +262,26 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                             event_id,
                         )
                     )
+            refuse_revoked_writers(
+                kwargs, stored_events, lambda ids: self._revoked(curs, ids, event_ids)
+            )
             sealed = seal(stored_head, stored_events, event_ids, self.publisher)
             self._write_sealed(curs, sealed, copy=True)
             self._write_side_rows(curs, sealed, kwargs, copy=True)
         hand_over(kwargs, sealed)
         return event_ids
+
+    def _revoked(
+        self, curs: psycopg.Cursor[DictRow], token_ids: list[str], own: Sequence[int]
+    ) -> dict[str, int | None]:
+        """Which of ``token_ids`` a committed transaction revoked (by its event row, or its
+        revocation row): token id → the revocation entry's index, if it has one."""
+        curs.execute(self._select_revoked, (token_ids, list(own), token_ids))
+        found: dict[str, int | None] = {}
+        for row in curs.fetchall():
+            token_id, index = row["originator_id"], row["idx"]
+            found.setdefault(str(token_id), index)
+        return found
 
     def _write_side_rows(
         self,

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from ledger.errors import StorageError
 from ledger.settings import Settings
@@ -23,6 +24,8 @@ from ledger.storage.base import (
     ATTENDANCE_SALTS_TABLE,
     DOCUMENTS_TABLE,
     EMBARGO_SALTS_TABLE,
+    ENTRIES_TABLE,
+    EVENTS_TABLE,
     IDEMPOTENCY_TABLE,
     IMPORTS_TABLE,
     PERSON_KEYS_TABLE,
@@ -31,6 +34,7 @@ from ledger.storage.base import (
     TOKENS_TABLE,
     VERIFICATIONS_TABLE,
 )
+from ledger.tokens import REVOKED, issuing_disagreement
 
 __all__ = [
     "AttendanceSalt",
@@ -45,6 +49,7 @@ __all__ = [
 ]
 
 _PLACEHOLDER = re.compile(r"\?")
+_ISSUING_CACHE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,8 @@ class SideStore:
         self._all: list[Any] = []
         self._lock = threading.Lock()
         self._pg = settings.database_url is not None
+        # Issuing entries of tokens seen, by (token id, index): entries never change.
+        self._issuing: dict[tuple[str, int], bytes] = {}
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -198,33 +205,79 @@ class SideStore:
     # tokens ------------------------------------------------------------------------------
 
     def token(self, token_id: str) -> StoredToken | None:
+        """The token ``token_id`` as the log vouches for it; None when there is no row, or
+        when the row disagrees with its issuing entry (``token_disagreement`` says why).
+
+        ``revoked_index`` comes from the log's revocation entry when there is one (a deleted
+        revocation row revives nothing), else from the revocation row.
+        """
+        stored = self.token_row(token_id)
+        if stored is None or self.token_disagreement(stored) is not None:
+            return None
+        return stored
+
+    def token_row(self, token_id: str) -> StoredToken | None:
+        """The token's row as stored, not yet checked against its issuing entry."""
+        subject = token_id if self._pg else token_id.replace("-", "").lower()
+        key = "notification_id" if self._pg else "rowid"
+        if self._pg:
+            try:
+                subject = str(UUID(token_id))
+            except ValueError:
+                return None
         row = self._one(
-            f"SELECT t.token_id, t.salt, t.hash, t.principal, t.org, t.role, t.idx, r.idx "
+            f"SELECT t.token_id, t.salt, t.hash, t.principal, t.org, t.role, t.idx, r.idx, "
+            f"(SELECT COUNT(*) FROM {EVENTS_TABLE} s WHERE s.originator_id = ? "
+            f"AND s.topic = '{REVOKED}'), "
+            f"(SELECT MIN(e.idx) FROM {EVENTS_TABLE} s JOIN {ENTRIES_TABLE} e "
+            f"ON e.event_id = s.{key} WHERE s.originator_id = ? AND s.topic = '{REVOKED}') "
             f"FROM {TOKENS_TABLE} t LEFT JOIN {REVOCATIONS_TABLE} r "
             f"ON r.token_id = t.token_id WHERE t.token_id = ?",
-            (token_id,),
+            (subject, subject, token_id),
         )
         if row is None:
             return None
+        revoked = row[9] if row[9] is not None else row[7]
+        if revoked is None and int(row[8]) > 0:
+            revoked = -1  # a revocation event row whose entry is gone: still revoked
         return StoredToken(
-            row[0], bytes(row[1]), bytes(row[2]), row[3], row[4], row[5], int(row[6]), row[7]
+            row[0], bytes(row[1]), bytes(row[2]), row[3], row[4], row[5], int(row[6]), revoked
+        )
+
+    def token_disagreement(self, stored: StoredToken) -> str | None:
+        """Why ``stored`` (a token row) is not what its issuing entry says, or None.
+
+        The entry is read once per token and index, then cached (entries never change)."""
+        cache_key = (stored.token_id, stored.issued_index)
+        with self._lock:
+            entry = self._issuing.get(cache_key)
+        if entry is None:
+            found = self._one(
+                f"SELECT entry FROM {ENTRIES_TABLE} WHERE idx = ?", (stored.issued_index,)
+            )
+            if found is None:
+                return issuing_disagreement(
+                    stored.token_id, stored.principal, stored.org, stored.role, None
+                )
+            entry = bytes(found[0])
+            with self._lock:
+                if len(self._issuing) >= _ISSUING_CACHE:
+                    self._issuing.clear()
+                self._issuing[cache_key] = entry
+        return issuing_disagreement(
+            stored.token_id, stored.principal, stored.org, stored.role, entry
         )
 
     def tokens(self) -> list[StoredToken]:
-        sql = (
-            f"SELECT t.token_id, t.salt, t.hash, t.principal, t.org, t.role, t.idx, r.idx "
-            f"FROM {TOKENS_TABLE} t LEFT JOIN {REVOCATIONS_TABLE} r "
-            f"ON r.token_id = t.token_id ORDER BY t.idx"
-        )
+        """Every token row, by issuing index (revocations as ``token_row`` reads them)."""
+        sql = f"SELECT token_id FROM {TOKENS_TABLE} ORDER BY idx"
         try:
-            rows = self._conn().execute(sql).fetchall()
+            ids = [str(r[0]) for r in self._conn().execute(sql).fetchall()]
         except Exception as exc:
             self._drop()
             raise StorageError(f"the ledger store is unavailable: {exc}") from exc
-        return [
-            StoredToken(r[0], bytes(r[1]), bytes(r[2]), r[3], r[4], r[5], int(r[6]), r[7])
-            for r in rows
-        ]
+        rows = (self.token_row(token_id) for token_id in ids)
+        return [row for row in rows if row is not None]
 
     # idempotency -------------------------------------------------------------------------
 

@@ -26,17 +26,26 @@ from ledger.chain import EventRow, LogHead, LogRow
 from ledger.encoding import GENESIS_PREV
 from ledger.errors import StorageError
 from ledger.integrate import pack_edge, unpack_edge
-from ledger.sequencer import Head, Publisher, grouped_side_rows, hand_over, seal
+from ledger.sequencer import (
+    Head,
+    Publisher,
+    grouped_side_rows,
+    hand_over,
+    refuse_revoked_writers,
+    seal,
+)
 from ledger.storage.base import (
     CHECKPOINTS_TABLE,
     ENTRIES_TABLE,
     EVENTS_TABLE,
     HEAD_TABLE,
     NODES_TABLE,
+    REVOCATIONS_TABLE,
     SIDE_TABLES,
     UnloggedEvent,
     side_table_ddl,
 )
+from ledger.tokens import REVOKED
 
 _MAX_INDEX = 2**63 - 1
 
@@ -143,6 +152,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         # COMMIT leaves none of them, after COMMIT all of them.
         c.execute(f"SELECT size, head_hash, edge, key_id FROM {HEAD_TABLE} WHERE id = 1")
         size, head_hash, edge, key_id = c.fetchone()
+        # Still under the lock: a writing token revoked by a committed transaction (or
+        # earlier in this batch) writes nothing, so none of its entries follows its
+        # revocation. Raising here rolls the whole transaction back.
+        refuse_revoked_writers(kwargs, stored_events, lambda ids: _revoked(c, ids, min(event_ids)))
         sealed = seal(
             Head(size, head_hash, unpack_edge(edge), key_id),
             stored_events,
@@ -211,6 +224,23 @@ class SQLiteLedgerFactory(SQLiteFactory):
         if self.env_create_table():
             recorder.create_table()
         return recorder
+
+
+def _revoked(c: SQLiteCursor, token_ids: list[str], first_event: int) -> dict[str, int | None]:
+    """Which of ``token_ids`` a committed transaction revoked (by its event row, or its
+    revocation row): token id → the revocation entry's index, if it has one."""
+    marks = ", ".join("?" * len(token_ids))
+    c.execute(
+        f"SELECT s.originator_id, e.idx FROM {EVENTS_TABLE} s LEFT JOIN {ENTRIES_TABLE} e "
+        f"ON e.event_id = s.rowid WHERE s.topic = '{REVOKED}' AND s.rowid < ? "
+        f"AND s.originator_id IN ({marks}) "
+        f"UNION ALL SELECT token_id, idx FROM {REVOCATIONS_TABLE} WHERE token_id IN ({marks})",
+        (first_event, *(t.replace("-", "") for t in token_ids), *token_ids),
+    )
+    found: dict[str, int | None] = {}
+    for token_id, index in c.fetchall():
+        found.setdefault(str(_uuid_text(str(token_id))), index)
+    return found
 
 
 def _uuid_text(value: str | None) -> str | None:
