@@ -354,3 +354,68 @@ def test_an_entry_left_out_of_the_record_fails(tampered_site: Site, page: Any) -
     page.route(lambda url: urlsplit(url).path == f"/subjects/{gateway['id']}/entries", handle)
     text = failed(page, proposal_url(site, gateway))
     assert f"version 3 of record {gateway['id']} is missing" in text
+
+
+# The other page kinds ---------------------------------------------------------------------------
+
+
+def test_publication_compare_and_organisation_pages_verify(tampered_site: Site, page: Any) -> None:
+    site = tampered_site
+    for state in ("published", "superseded", "withdrawn"):
+        verified(page, f"{site.base}/web/publications/{site.publication(state)['id']}")
+    gateway = site.gateway
+    verified(page, proposal_url(site, gateway, f"/compare?from=1&to={gateway['text_version']}"))
+    verified(page, f"{site.base}/web/organisations/{gateway['sponsor_org']}")
+
+
+def test_a_swapped_document_hash_fails(tampered_site: Site, page: Any) -> None:
+    """The hash a reader's file is checked against comes from the publication's entry."""
+    site = tampered_site
+    publication = site.publication("published")
+    forged = "0" * 64
+    with insider(site, "pv_publications", "id = ?", publication["id"]):
+        run(site, "UPDATE pv_publications SET sha256 = ? WHERE id = ?", forged, publication["id"])
+        text = failed(page, f"{site.base}/web/publications/{publication['id']}")
+        assert f"the page shows “sha256” as “{forged}”" in text
+
+
+def test_a_changed_comparison_fails(tampered_site: Site, page: Any) -> None:
+    """Compare: a version's text edited in the read model makes the word diff lead
+    elsewhere than the logged text."""
+    site = tampered_site
+    gateway = site.gateway
+    where = "proposal_id = ? AND text_version = ?"
+    with insider(site, "pv_versions", where, gateway["id"], 1):
+        (sections,) = run(
+            site, f"SELECT sections FROM pv_versions WHERE {where}", gateway["id"], 1
+        )[0]
+        edited = json.loads(sections)
+        edited[0]["text"] = "Share nothing, ever."
+        run(
+            site,
+            f"UPDATE pv_versions SET sections = ? WHERE {where}",
+            json.dumps(edited),
+            gateway["id"],
+            1,
+        )
+        text = failed(
+            page, proposal_url(site, gateway, f"/compare?from=1&to={gateway['text_version']}")
+        )
+        assert f"section “{edited[0]['id']}” do not start from version 1's text in the log" in text
+
+
+def test_an_organisation_page_with_a_false_name_or_membership_fails(
+    tampered_site: Site, page: Any
+) -> None:
+    site = tampered_site
+    org = site.gateway["sponsor_org"]
+    url = f"{site.base}/web/organisations/{org}"
+    with insider(site, "pv_organisations", "id = ?", org):
+        run(site, "UPDATE pv_organisations SET name = 'Invented Ministry' WHERE id = ?", org)
+        text = failed(page, url)
+        assert "the page shows “name” as “Invented Ministry”" in text
+    with insider(site, "pv_memberships", "org_id = ?", org):
+        run(site, "UPDATE pv_memberships SET role = 'observer' WHERE org_id = ?", org)
+        text = failed(page, url)
+        assert ".role” as “observer”" in text
+    verified(page, url)

@@ -792,12 +792,14 @@
       } else if (e.type === "organisation.membership_added" || e.type === "organisation.membership_ended") {
         var key = d.process_id + " " + d.group;
         if (!memberships[key]) order.push(key);
-        memberships[key] = e.type === "organisation.membership_added" ? d.role : "";
+        memberships[key] = e.type === "organisation.membership_added" ? { role: d.role, since: e.index } : null;
       }
     });
-    add("memberships", join(order.filter(function (key) { return memberships[key]; }).map(function (key) { return key.split(" ")[1]; })));
+    add("memberships", join(order.filter(function (key) { return memberships[key]; }).map(function (key) { return key.split(" ")[1]; }).sort()));
     order.forEach(function (key) {
-      if (memberships[key]) add("membership." + key.split(" ")[1] + ".role", memberships[key]);
+      if (!memberships[key]) return;
+      add("membership." + key.split(" ")[1] + ".role", memberships[key].role);
+      add("membership." + key.split(" ")[1] + ".since", memberships[key].since);
     });
     record.label = record.facts.name;
   }
@@ -805,6 +807,9 @@
   /* The facts of a publication (mirrors projections/publications.py). */
   function publicationFacts(record, add) {
     var state = "";
+    var reason = "";
+    var stateIndex = "";
+    var grants = [];
     record.entries.forEach(function (e) {
       var d = e.data || {};
       if (e.type === "publication.published" || e.type === "publication.embargoed") {
@@ -815,27 +820,41 @@
         add("published-time", e.time);
         add("proposals", join(d.proposal_ids));
         add("meetings", join(d.meeting_ids));
-        if (d.sha256) {
-          add("sha256", d.sha256);
-          add("size", d.size);
-          add("media-type", d.media_type);
-        }
-        if (d.commitment) add("commitment", d.commitment);
+        add("sha256", d.sha256 || "");
+        add("size", d.sha256 ? d.size : "");
+        add("media-type", d.media_type || "");
+        add("commitment", d.commitment || "");
+        add("release-at", d.release_at || "");
+        add("salt", "");
+        add("override-reason", "");
+      } else if (e.type === "publication.prerelease_access_granted") {
+        grants.push(e);
+        add("grant." + e.index + ".organisation", d.organisation_id);
+        add("grant." + e.index + ".authorised-by", d.authorised_by);
+        add("grant." + e.index + ".reason", d.reason);
       } else if (e.type === "publication.released") {
         state = "published";
         add("sha256", d.sha256);
         add("size", d.size);
         add("media-type", d.media_type);
+        add("salt", d.salt);
+        add("released-index", e.index);
+        add("override-reason", d.override_reason || "");
       } else if (e.type === "publication.withdrawn") {
         state = "withdrawn";
-        add("withdrawn-reason", d.reason);
+        reason = d.reason;
+        stateIndex = e.index;
       } else if (e.type === "publication.superseded") {
         state = "superseded";
+        reason = d.reason;
+        stateIndex = e.index;
         add("superseded-by", d.superseded_by);
-        add("superseded-reason", d.reason);
       }
     });
+    add("grants", join(grants.map(function (e) { return e.index; })));
     add("state", state);
+    add("reason", reason);
+    add("state-index", stateIndex);
     record.label = record.facts.title;
   }
 
@@ -882,14 +901,16 @@
     history: /^(title|versions|entries|not-incorporated|version\.\d+\.(index|based-on|note|time|actor)|entry\.\d+\.type)$/,
     meeting: /^(title|starts-at|disclosure|convenor|held|held-at|attendees|attendee-count|individuals|minutes|outcomes|outcome\.[^.]+\.(index|items)|outcome\.[^.]+\.item\.\d+\.(text|kind|consensus|orgs))$/,
     organisation: /^(name|org-kind|memberships)$/,
-    publication: /^(title|pub-kind|state|sha256|commitment)$/,
+    publication: /^(title|pub-kind|state|reason|superseded-by|published-time|sha256|size|media-type|commitment|release-at|salt|override-reason|proposals|meetings|grants)$/,
+    compare: /^(title|versions)$/,
   };
   var ALWAYS = {
     proposal: ["open-amendments", "outcomes", "section-ids"],
     history: ["versions", "entries", "not-incorporated"],
     meeting: ["outcomes", "held"],
     organisation: ["memberships"],
-    publication: ["state"],
+    publication: ["state", "proposals", "meetings"],
+    compare: ["versions"],
   };
 
   function flat(text) {
