@@ -905,6 +905,7 @@ def _cmd_export_tiles(args: argparse.Namespace) -> int:
 def _cmd_audit(args: argparse.Namespace) -> int:
     from ledger.audit import audit, source_for
     from ledger.audit.errors import AuditError
+    from ledger.audit.sources import printable
 
     vkey = args.key
     if vkey.startswith("@"):
@@ -923,7 +924,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             origin=args.origin,
         )
     except AuditError as exc:
-        sys.stderr.write(f"ledger audit: FAILED: {exc} (state left unchanged)\n")
+        # One line, whatever a hostile source put in the words the message quotes.
+        sys.stderr.write(f"ledger audit: FAILED: {printable(str(exc))} (state left unchanged)\n")
         return EXIT_REFUSED
     if result.old_size == result.new_size:
         _out(f"ledger audit: OK, {result.origin} unchanged at size {result.new_size}")

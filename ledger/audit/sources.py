@@ -81,6 +81,7 @@ __all__ = [
     "json_too_deep",
     "parse_bundle",
     "parse_tile_path",
+    "printable",
     "source_for",
     "tile_path",
     "tile_width",
@@ -128,6 +129,15 @@ class Source(Protocol):
     def consistency_proof(self, old: int, new: int) -> list[bytes] | None:
         """RFC 9162 consistency proof from size ``old`` to ``new``; None if unavailable."""
         ...
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (CR, LF, ESC, C1 …) escaped as ``\\xNN``: a source's
+    words quoted in an error stay on one line and cannot drive a terminal."""
+    return text.translate(_CONTROLS)
 
 
 def json_too_deep(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -303,7 +313,7 @@ def _problem_detail(error: urllib.error.HTTPError) -> str:
             return f" (problem body not read: JSON nested deeper than {MAX_JSON_DEPTH} levels)"
         body = json.loads(data)
         detail = body.get("detail") if isinstance(body, dict) else None
-        return f": {detail[:500]}" if isinstance(detail, str) and detail else ""
+        return f": {printable(detail[:500])}" if isinstance(detail, str) and detail else ""
     except (ValueError, OSError, AttributeError, RecursionError):
         return ""
     finally:

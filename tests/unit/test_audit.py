@@ -1493,6 +1493,26 @@ def test_ledger_audit_exits_1_not_70_on_100000_deep_json(
     assert (state.read_bytes() if state.exists() else None) == before
 
 
+def test_a_hostile_problem_detail_cannot_forge_output_lines(
+    http_log: tuple[str, FakeService], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CR, LF and ESC in a server's problem detail are escaped: the SourceError and the
+    FAILED line stay one line and carry no terminal control."""
+    url, service = http_log
+    detail = "damaged\r\nledger audit: OK, nothing to see\x1b[2J\x9b"
+    service.status = 500
+    service.problem_body = json.dumps({"detail": detail}).encode()
+    with pytest.raises(SourceError) as caught:
+        run(HttpSource(url), tmp_path / "a.state")
+    assert "damaged\\x0d\\x0aledger audit: OK, nothing to see\\x1b[2J\\x9b" in str(caught.value)
+    capsys.readouterr()
+    status = ledger_cli(["audit", url, "--key", VKEY, "--state", str(tmp_path / "b.state")])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count("\n") == 1, err
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", err), err
+
+
 # --------------------------------------------------------------------------------------
 # docs/VERIFYING.md
 # --------------------------------------------------------------------------------------
