@@ -419,3 +419,42 @@ def test_an_organisation_page_with_a_false_name_or_membership_fails(
         text = failed(page, url)
         assert ".role” as “observer”" in text
     verified(page, url)
+
+
+PAGE_KINDS = {
+    "proposal": lambda s: proposal_url(s, s.gateway),
+    "history": lambda s: proposal_url(s, s.gateway, "/history"),
+    "compare": lambda s: proposal_url(
+        s, s.gateway, f"/compare?from=1&to={s.gateway['text_version']}"
+    ),
+    "meeting": lambda s: f"{s.base}/web/meetings/{s.meeting('on_record')['id']}",
+    "confidential meeting": lambda s: f"{s.base}/web/meetings/{s.meeting('chatham_house')['id']}",
+    "publication": lambda s: f"{s.base}/web/publications/{s.publication('superseded')['id']}",
+    "organisation": lambda s: f"{s.base}/web/organisations/{s.gateway['sponsor_org']}",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PAGE_KINDS))
+def test_every_marked_fact_is_checked(sqlite_site: Site, page: Any, kind: str) -> None:
+    """Each element a page marks as a fact or a name is compared with the log: change any
+    one of them (about 20 per page, spread over the page) and Verify fails naming it."""
+    url = PAGE_KINDS[kind](sqlite_site)
+    page.goto(url)
+    count = page.locator("[data-fact], [data-ref]").count()
+    assert count >= 5, (kind, count)
+    step = max(1, count // 20)
+    for n in range(0, count, step):
+        page.goto(url)
+        element = page.locator("[data-fact], [data-ref]").nth(n)
+        described = element.evaluate(
+            """e => {
+              const attr = e.hasAttribute('data-fact-value') ? 'data-fact-value'
+                : e.hasAttribute('data-ref-value') ? 'data-ref-value' : null;
+              if (attr) e.setAttribute(attr, e.getAttribute(attr) + ' forged');
+              else e.textContent = e.textContent + ' forged';
+              return e.getAttribute('data-fact') || e.getAttribute('data-ref');
+            }"""
+        )
+        text, state = verify(page)
+        assert state == "failed", (kind, n, described, text)
+        assert "forged" in text, (kind, n, described, text)

@@ -976,6 +976,20 @@
     return checked;
   }
 
+  /* Short excerpts of two long texts around where they first differ. */
+  function contrast(shown, derived) {
+    var a = String(shown).replace(/\s+/g, " ").trim();
+    var b = String(derived).replace(/\s+/g, " ").trim();
+    var at = 0;
+    while (at < a.length && at < b.length && a[at] === b[at]) at++;
+    function excerpt(text) {
+      if (text.length <= 80) return text;
+      var start = Math.max(0, Math.min(at - 30, text.length - 77));
+      return (start > 0 ? "…" : "") + text.slice(start, start + 77) + (start + 77 < text.length ? "…" : "");
+    }
+    return [excerpt(a), excerpt(b)];
+  }
+
   function describeFact(key) {
     return "“" + key + "”";
   }
@@ -995,7 +1009,8 @@
         fail("the page shows " + describeFact(key) + " as “" + shorten(value) + "”, which no entry of this record says");
       }
       if (normalise(value) !== normalise(facts[key])) {
-        fail("the page shows " + describeFact(key) + " as “" + shorten(value) + "” but the log's entries say “" + shorten(facts[key]) + "”");
+        var pair = contrast(value, facts[key]);
+        fail("the page shows " + describeFact(key) + " as “" + pair[0] + "” but the log's entries say “" + pair[1] + "”");
       }
       shown[key] = true;
     }
@@ -1026,9 +1041,10 @@
       var derived = field ? otherFacts[field] : other.label;
       var value = element.hasAttribute("data-ref-value") ? element.getAttribute("data-ref-value") : element.textContent;
       if (derived === undefined || normalise(value) !== normalise(derived || "")) {
+        var pair = contrast(value, derived === undefined ? "(nothing)" : derived);
         fail(
-          "the page shows " + (field ? "the " + field + " of " : "") + other.kind + " " + refId + " as “" + shorten(value) +
-            "” but that " + other.kind + "'s own entries say “" + shorten(derived === undefined ? "(nothing)" : derived) + "”"
+          "the page shows " + (field ? "the " + field + " of " : "") + other.kind + " " + refId + " as “" + pair[0] +
+            "” but that " + other.kind + "'s own entries say “" + pair[1] + "”"
         );
       }
     });
