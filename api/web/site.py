@@ -283,14 +283,6 @@ def _static_versions() -> dict[str, str]:
 _STATIC = _static_versions()
 
 
-def static_url(name: str) -> str:
-    """``/static/<name>?v=<content hash>``: a new file is a new URL."""
-    version = _STATIC.get(name)
-    return f"/static/{quote(name)}" + (f"?v={version}" if version else "")
-
-
-templates = Jinja2Templates(directory=TEMPLATES_DIR)
-templates.env.trim_blocks = True
 def url_segment(value: Any) -> str:
     """One path segment, percent-encoded (``/`` too): ids recorded before they had to be
     slugs may hold anything. The ``segment`` filter of every template."""
@@ -313,6 +305,14 @@ def public_base_url(request: Request) -> str:
     return f"{scheme}://{host}" + ("" if default_port else f":{port}")
 
 
+def static_url(name: str) -> str:
+    """``/static/<name>?v=<content hash>``: a new file is a new URL."""
+    version = _STATIC.get(name)
+    return f"/static/{quote(name)}" + (f"?v={version}" if version else "")
+
+
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 templates.env.filters.update(
     date=format_date,
@@ -329,6 +329,7 @@ templates.env.filters.update(
     state=lambda v: label(v, STATE_LABELS),
     item_kind=lambda v: label(v, ITEM_KIND_LABELS),
     entry_type=lambda v: label(v, ENTRY_LABELS),
+    segment=url_segment,
 )
 templates.env.globals.update(
     static=static_url,
@@ -337,7 +338,6 @@ templates.env.globals.update(
     ORG_KIND_LABELS=ORG_KIND_LABELS,
 )
 
-    segment=url_segment,
 
 # Errors ------------------------------------------------------------------------------------
 
@@ -669,6 +669,7 @@ class Names:
 
     def subject(self, kind: str, subject_id: str) -> tuple[str, str | None]:
         """A log subject's name and the path of its page (None when it has none)."""
+        segment = url_segment(subject_id)
         if kind == "proposal":
             return self.proposal(subject_id), f"/web/proposals/{segment}"
         if kind == "meeting":
@@ -683,4 +684,3 @@ class Names:
                     return str(found["title"]), "/"
             return "The process", "/"
         return humanise(kind), None
-        segment = url_segment(subject_id)
