@@ -390,11 +390,11 @@ class Auditor:
                 raise
             self._compare(state, checkpoint)
             proof_checked = self._check_proof(source, state, checkpoint)
+        if walk.compact.root() != checkpoint.root:
+            raise RootMismatchError(self._mismatch_message(state, checkpoint, proof_checked))
         cosignatures: dict[str, int] = {}
         if self.witnesses:
             cosignatures = verify_cosignatures(note, self.witnesses, self.quorum)
-        if walk.compact.root() != checkpoint.root:
-            raise RootMismatchError(self._mismatch_message(state, checkpoint, proof_checked))
         learned = None if walk.key == self.log_key else walk.key.vkey()
         new_state = AuditState(
             checkpoint.origin, checkpoint.size, checkpoint.root, walk.head, walk.compact
