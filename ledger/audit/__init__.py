@@ -13,16 +13,20 @@ same rules in prose; together they are everything needed to check the log.
 Every failure is an :class:`AuditError` whose message says what and where::
 
     AuditError
-    ├── NoteError           signed note, checkpoint, verifier key or cosignatures bad
+    ├── NoteError           signed note, checkpoint, verifier key or cosignatures bad;
+    │                       a note not signed by the log's key (checked before any
+    │                       comparison with the state: never reported as rollback/fork)
     ├── ProofError          a Merkle proof is malformed or does not verify
     ├── ConsistencyError    not an extension of the trusted checkpoint (rollback, fork,
     │                       failed consistency proof, changed origin)
     ├── EntryError          an entry is malformed, has the wrong index or a broken prev
     │                       (``.index`` names it)
     ├── RootMismatchError   the entries do not hash to the root the log signed
-    ├── SourceError         HTTP error, time-out, non-UTF-8 or wrong counts from the source
+    ├── SourceError         HTTP error, time-out, non-UTF-8, wrong counts, or an answer over
+    │                       its size limit or nested deeper than 64 levels
     │   └── BundleError     a bundle file is missing, truncated or malformed
-    └── StateError          the state file is malformed, unreadable or not writable
+    └── StateError          the state file is malformed, unreadable or not writable, or
+                            trusts another origin than the one pinned
 """
 
 from __future__ import annotations
