@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         default=True,
         description="serve Prometheus metrics at /metrics (restrict it at the proxy if needed)",
     )
+    verify_max_checkpoint_age_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        description="a page's Verify warns when the checkpoint it checked is older, by more "
+        "than these seconds of log time, than the latest one the reader's browser has seen",
+    )
 
     @property
     def backend(self) -> Literal["sqlite", "postgresql"]:

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -458,3 +459,31 @@ def test_every_marked_fact_is_checked(sqlite_site: Site, page: Any, kind: str) -
         text, state = verify(page)
         assert state == "failed", (kind, n, described, text)
         assert "forged" in text, (kind, n, described, text)
+
+
+def test_a_checkpoint_older_than_one_seen_is_flagged(tampered_site: Site, page: Any) -> None:
+    """The browser keeps the newest checkpoint it verified for the log; a page checked
+    against one older than that by more than LEDGER_VERIFY_MAX_CHECKPOINT_AGE_SECONDS (a
+    day by default) of log time is a warning, a recent one is not."""
+    site = tampered_site
+    url = proposal_url(site, site.gateway)
+    verified(page, url)
+    key = page.evaluate(
+        "() => Object.keys(localStorage).find(k => k.startsWith('open-policy-ledger:latest:'))"
+    )
+    assert key is not None
+    kept = json.loads(page.evaluate(f"() => localStorage.getItem('{key}')"))
+    assert kept["size"] == site.last + 1
+    assert page.locator("[data-verify]").get_attribute("data-max-checkpoint-age") == "86400"
+    newer = {"size": kept["size"] + 500, "time": "2031-05-01T00:00:00.000000Z"}
+    page.evaluate(f"() => localStorage.setItem('{key}', '{json.dumps(newer)}')")
+    page.goto(url)
+    text, state = verify(page)
+    assert state == "warning", text
+    assert f"Warning: the checkpoint checked (size {kept['size']}," in text
+    assert f"(size {newer['size']}, entries up to 2031-05-01T00:00:00.000000Z)" in text
+    # Newer by less than the allowed age: no warning.
+    last_time = datetime.fromisoformat(kept["time"].replace("Z", "+00:00"))
+    close = {"size": kept["size"] + 1, "time": (last_time + timedelta(hours=1)).isoformat()}
+    page.evaluate(f"() => localStorage.setItem('{key}', '{json.dumps(close)}')")
+    verified(page, url)

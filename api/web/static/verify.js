@@ -1262,7 +1262,50 @@
     report.refs = result.refs;
     report.size = ctx.size;
     report.cosigned = ctx.checkpoint ? ctx.checkpoint.cosigned : [];
+    await checkFreshness(panel, ctx, report);
     return report;
+  }
+
+  /* The log time of a checkpoint is the time of the last entry it covers. The newest
+     checkpoint this browser has verified for a log is kept (localStorage); one older than it
+     by more than the page's data-max-checkpoint-age seconds of log time is flagged. */
+  async function checkFreshness(panel, ctx, report) {
+    var last = ctx.size - 1;
+    var answer = ctx.mirror
+      ? await entryFromTiles(ctx.tiles, last, ctx.note)
+      : await getEntry(ctx.base, last, ctx.size);
+    var entry = await checkedAnswer(ctx, answer, last);
+    var time = Date.parse(entry.time);
+    if (!Number.isFinite(time)) fail("entry " + last + " has no valid time");
+    report.logTime = entry.time;
+    var storageKey = "open-policy-ledger:latest:" + ctx.origin + "+" + ctx.key.idHex;
+    var seen = null;
+    try {
+      seen = JSON.parse(window.localStorage.getItem(storageKey) || "null");
+    } catch (error) {
+      seen = null;
+    }
+    var maxAge = Number(panel.getAttribute("data-max-checkpoint-age"));
+    if (seen && Number.isSafeInteger(seen.size) && seen.size > ctx.size) {
+      var behind = (Date.parse(seen.time) - time) / 1000;
+      report.latestSeen = seen;
+      if (Number.isFinite(maxAge) && Number.isFinite(behind) && behind > maxAge) report.stale = behind;
+      return;
+    }
+    try {
+      window.localStorage.setItem(storageKey, JSON.stringify({ size: ctx.size, time: entry.time }));
+    } catch (error) {
+      // storage refused: nothing is remembered
+    }
+  }
+
+  function staleWarning(report) {
+    if (!report.stale) return "";
+    return (
+      "Warning: the checkpoint checked (size " + report.size + ", entries up to " + report.logTime + ") is older than the latest one " +
+      "this browser has verified for this log (size " + report.latestSeen.size + ", entries up to " + report.latestSeen.time + ") by " +
+      Math.round(report.stale) + " seconds of log time, more than this page allows: entries recorded since may change what it should show."
+    );
   }
 
   function witnessWarning(report) {
@@ -1284,7 +1327,7 @@
           (report.refs ? ", and the names of " + report.refs + " other " + (report.refs === 1 ? "record" : "records") + " from their own entries." : "."),
       ];
       if (report.witnesses) text.push("Cosigned by " + report.cosigned.length + " of " + report.witnesses + " witnesses.");
-      var warning = witnessWarning(report);
+      var warning = [staleWarning(report), witnessWarning(report)].filter(Boolean).join(" ");
       return (warning ? warning + " " : "") + text.join(" ");
     }
     return legacySummary(report);
@@ -1371,7 +1414,7 @@
             setResult(result, text, "working");
           },
         });
-        setResult(result, summary(report), witnessWarning(report) ? "warning" : "ok");
+        setResult(result, summary(report), witnessWarning(report) || staleWarning(report) ? "warning" : "ok");
         details(panel, report);
       } catch (error) {
         var reason = error instanceof VerifyError ? error.message : "unexpected error: " + error;
