@@ -79,8 +79,10 @@ class RateLimiter:
             return (1.0 - tokens) / self.rate
 
 
-def _matching_row(side: SideStore, text: str) -> StoredToken | None:
-    """The stored row of the token ``text`` names, if its secret matches; else None."""
+def look_up_token(side: SideStore, text: str, *, check_log: bool = True) -> StoredToken | None:
+    """The stored token ``text`` names, if its secret matches and (``check_log``) its row
+    agrees with its issuing entry (revoked ones included: the caller tells the official
+    so); None for anything that is not a valid token."""
     try:
         token_id, secret = parse_token(text)
     except InvalidInputError:
@@ -88,15 +90,7 @@ def _matching_row(side: SideStore, text: str) -> StoredToken | None:
     stored = side.token_row(token_id)
     if stored is None or not matches(stored.salt, stored.hash, secret):
         return None
-    return stored
-
-
-def look_up_token(side: SideStore, text: str) -> StoredToken | None:
-    """The stored token ``text`` names, if its secret matches and its row agrees with its
-    issuing entry (revoked ones included: the caller tells the official so); None for
-    anything that is not a valid token."""
-    stored = _matching_row(side, text)
-    if stored is None or side.token_disagreement(stored) is not None:
+    if check_log and side.token_disagreement(stored) is not None:
         return None
     return stored
 
@@ -120,7 +114,7 @@ def authenticate(request: Request, roles: frozenset[str], *, write: bool = True)
             headers=_CHALLENGE,
         )
     side: SideStore = request.app.state.side
-    stored = _matching_row(side, credentials.strip())
+    stored = look_up_token(side, credentials.strip(), check_log=False)
     if stored is None:
         raise ProblemError(
             401, "Invalid token", "that is not a valid API token", headers=_CHALLENGE

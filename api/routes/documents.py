@@ -3,25 +3,37 @@
 An official uploads the exact bytes first (``POST /documents``, the body is the document,
 ``Content-Type`` its media type) and then records a publication or minutes naming the
 hash. The public downloads a publication's document; ``ETag`` is its SHA-256, so anyone can
-check the bytes they got are the bytes the log recorded.
+check the bytes they got are the bytes the log recorded. Bytes are hashed before a process
+first serves them: stored bytes that do not hash to their name are never served (500,
+"Stored document damaged").
+
+Embargo secrecy: a document an embargoed publication commits to is, until its release
+(as the log says, not a read model), readable only by its uploaders, publishers, admins and
+officials of organisations granted pre-release access; to anyone else it is "not found",
+and uploading the same bytes answers exactly as if they had not been stored. Each read
+before release is logged (logger ``ledger.embargo``, level WARNING), naming the reader.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import logging
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
+from uuid import UUID
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.auth import UPLOAD, Principal, authenticate
+from api.auth import PUBLISH, UPLOAD, Principal, authenticate
 from api.errors import ProblemError
 from api.responses import JSONResponse
 from api.routes.writes import WRITE_RESPONSES
-from ledger.storage.side import SideStore
+from ledger.application import LedgerApplication
+from ledger.events import PrereleaseAccessGranted, PublicationReleased
+from ledger.storage.side import DamagedDocumentError, Document, SideStore
 from projections.reader import ReadModels
 
 __all__ = ["MEDIA_TYPES", "router"]
@@ -52,6 +64,46 @@ MEDIA_TYPES = frozenset(
     }
 )
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+embargo_log = logging.getLogger("ledger.embargo")
+
+
+@dataclass(frozen=True, slots=True)
+class _Access:
+    """Whether an official may read a stored document, and why."""
+
+    allowed: bool
+    embargoed: tuple[str, ...] = ()  # publications still under embargo that commit to it
+    media_type: str | None = None  # an uploader's own media type (uploader-only access)
+    reason: str = ""
+
+
+def _access(request: Request, who: Principal, sha256: str) -> _Access:
+    """May ``who`` read the stored document ``sha256``? Secret until released: its
+    uploaders, publishers and admins, and organisations granted pre-release access."""
+    side: SideStore = request.app.state.side
+    app: LedgerApplication = request.app.state.ledger
+    embargoed: list[str] = []
+    granted: set[str] = set()
+    for publication_id in side.embargoes_of(sha256):
+        try:
+            events = list(app.events.get(UUID(publication_id)))
+        except ValueError:
+            continue
+        if not events or any(isinstance(e, PublicationReleased) for e in events):
+            continue
+        embargoed.append(publication_id)
+        granted |= {e.organisation_id for e in events if isinstance(e, PrereleaseAccessGranted)}
+    if not embargoed:
+        return _Access(True)
+    actor = who.actor
+    if actor.role in PUBLISH:
+        return _Access(True, tuple(embargoed), reason=f"as a {actor.role}")
+    if actor.org and actor.org in granted:
+        return _Access(True, tuple(embargoed), reason="granted pre-release access")
+    own = side.upload_media_type(sha256, actor.id, actor.org)
+    if own is not None:
+        return _Access(True, tuple(embargoed), own, reason="as its uploader")
+    return _Access(False, tuple(embargoed))
 
 
 def _upload_official(request: Request) -> Principal:
@@ -98,7 +150,7 @@ def _reading_official(request: Request) -> Principal:
 )
 async def upload(
     request: Request,
-    _who: Annotated[Principal, Depends(_upload_official)],
+    who: Annotated[Principal, Depends(_upload_official)],
     sha256: Annotated[
         str | None,
         Query(pattern="^[0-9a-f]{64}$", description="the SHA-256 you expect: checked"),
@@ -122,15 +174,24 @@ async def upload(
             f"the bytes received hash to {digest}, not {sha256}: nothing was stored",
         )
     side: SideStore = request.app.state.side
-    created = await anyio.to_thread.run_sync(side.put_document, digest, media_type, content)
-    if not created:
+
+    def store() -> tuple[bool, str]:
+        # Whether the uploader could read stored bytes is decided before they are recorded
+        # as an uploader; to one who could not, the answer is that of a first upload.
+        access = _access(request, who, digest)
+        created = side.put_document(
+            digest, media_type, content, uploader=(who.actor.id, who.actor.org, who.token_id)
+        )
+        if created or not access.allowed:
+            return True, media_type
+        if access.media_type is not None:
+            return False, access.media_type
         # The bytes were stored before, perhaps under another media type: answer with what
         # is kept (and what a publication or minutes naming them will record).
-        stored = await anyio.to_thread.run_sync(
-            functools.partial(side.document, digest, content=False)
-        )
-        if stored is not None:
-            media_type = stored.media_type
+        stored = side.document(digest, content=False)
+        return False, stored.media_type if stored is not None else media_type
+
+    created, media_type = await anyio.to_thread.run_sync(store)
     return JSONResponse(
         {"sha256": digest, "size": len(content), "media_type": media_type, "created": created},
         status_code=201,
@@ -138,19 +199,26 @@ async def upload(
     )
 
 
-def _serve(request: Request, sha256: str, filename: str) -> Response:
+def _serve(
+    request: Request, sha256: str, filename: str, *, media_type: str | None = None
+) -> Response:
     etag = f'"{sha256}"'
     # RFC 9110 §13.1.2: If-None-Match compares weakly (a cache may have weakened the tag).
     presented = request.headers.get("if-none-match", "").split(",")
     if etag in [t.strip().removeprefix("W/") for t in presented]:
         return Response(status_code=304, headers={"ETag": etag})
     side: SideStore = request.app.state.side
-    found = side.document(sha256)
+    try:
+        found: Document | None = side.checked_document(sha256)
+    except DamagedDocumentError as exc:
+        raise ProblemError(
+            500, "Stored document damaged", str(exc), headers={"Cache-Control": "no-store"}
+        ) from None
     if found is None or found.content is None:
         raise ProblemError(404, "Not found", f"the ledger holds no document {sha256}")
     return Response(
         found.content,
-        media_type=found.media_type,
+        media_type=media_type or found.media_type,
         headers={
             "ETag": etag,
             "Content-Disposition": f'attachment; filename="{filename}"',
@@ -172,17 +240,36 @@ _DOWNLOAD: dict[int | str, dict[str, Any]] = {
 
 @router.get(
     "/documents/{sha256}",
-    summary="An uploaded document (officials: published or not)",
+    summary="An uploaded document (officials; before an embargo on it is released: its "
+    "uploaders, publishers, admins and organisations granted pre-release access)",
     responses={
         **_DOWNLOAD,
         **{k: v for k, v in WRITE_RESPONSES.items() if k in (400, 401, 403, 404)},
     },
 )
 def official_download(
-    sha256: str, request: Request, _who: Annotated[Principal, Depends(_reading_official)]
+    sha256: str, request: Request, who: Annotated[Principal, Depends(_reading_official)]
 ) -> Response:
     if not _SHA256.match(sha256):
         raise ProblemError(400, "Invalid SHA-256", "use 64 lowercase hex digits")
+    access = _access(request, who, sha256)
+    if not access.allowed:
+        # Exactly the answer for bytes the ledger does not hold.
+        raise ProblemError(404, "Not found", f"the ledger holds no document {sha256}")
+    if access.embargoed:
+        embargo_log.warning(
+            "embargoed document %s (publication %s) read before release by %s of %s, %s (token %s)",
+            sha256,
+            ", ".join(access.embargoed),
+            who.actor.id,
+            who.actor.org or "no organisation",
+            access.reason,
+            who.token_id,
+        )
+        response = _serve(request, sha256, sha256, media_type=access.media_type)
+        # Not for shared caches: this answer depends on who asks.
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
     return _serve(request, sha256, sha256)
 
 

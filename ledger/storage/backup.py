@@ -19,6 +19,9 @@ moves from one machine's SQLite to PostgreSQL.
 A restore writes everything in one transaction, then the caller verifies the log. A restored
 store is the log as it was at the backup: anyone who audited a later checkpoint will see
 the restored log as a rollback (or, once it grows again, a fork) — that is the point.
+
+The file is created readable by its owner only (mode 0600, whatever the umask): it holds
+embargoed documents, the salts of commitments and wrapped keys.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import os
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterator
@@ -43,6 +47,7 @@ from ledger.settings import Settings
 from ledger.storage import create_schema
 from ledger.storage.base import (
     CHECKPOINTS_TABLE,
+    DOCUMENT_UPLOADS_TABLE,
     ENTRIES_TABLE,
     EVENTS_TABLE,
     HEAD_TABLE,
@@ -70,6 +75,9 @@ _TABLES: list[tuple[str, list[str]]] = [
         if name != SESSIONS_TABLE
     ),
 ]
+# Side tables added after the first backups were made: a backup may end before them (they
+# restore empty). They come last in ``_TABLES``.
+_ADDED_LATER = frozenset({DOCUMENT_UPLOADS_TABLE})
 _ORDER = {
     EVENTS_TABLE: "notification_id",
     ENTRIES_TABLE: "idx",
@@ -240,6 +248,19 @@ def _tables_present(cur: Any, store: _Store) -> set[str]:
 # backup --------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _private_file(path: Path) -> Iterator[IO[bytes]]:
+    """``path`` opened for writing, created (or reset) to mode 0600 before a byte is in it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover file keeps its mode through O_CREAT
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "wb") as handle:
+        yield handle
+
+
 def write_backup(
     settings: Settings, out: Path, *, progress: Progress | None = None
 ) -> BackupSummary:
@@ -273,7 +294,10 @@ def write_backup(
                 source=settings.backend,
             )
             digest = hashlib.sha256()
-            with gzip.open(tmp, "wb", compresslevel=3) as raw:
+            with (
+                _private_file(tmp) as handle,
+                gzip.GzipFile(filename="", mode="wb", compresslevel=3, fileobj=handle) as raw,
+            ):
                 stream: IO[bytes] = raw  # type: ignore[assignment]
 
                 def line(value: Any) -> None:
@@ -307,8 +331,6 @@ def write_backup(
                 stream.write(orjson.dumps({"end": True, "sha256": digest.hexdigest()}) + b"\n")
                 raw.flush()
             with tmp.open("rb") as done:
-                import os
-
                 os.fsync(done.fileno())
             tmp.replace(out)
     except OSError as exc:
@@ -414,8 +436,16 @@ def restore(settings: Settings, path: Path, *, progress: Progress | None = None)
                     "restored only into an empty store (it never overwrites or merges)"
                 )
             cur.execute(f"DELETE FROM {HEAD_TABLE}")
-            for table, columns in _TABLES:
+            early_end: Any = None
+            for position, (table, columns) in enumerate(_TABLES):
                 marker = reader.next()
+                if (
+                    isinstance(marker, dict)
+                    and marker.get("end") is True
+                    and all(name in _ADDED_LATER for name, _ in _TABLES[position:])
+                ):
+                    early_end = marker  # an older backup: these tables did not exist yet
+                    break
                 if (
                     not isinstance(marker, dict)
                     or marker.get("table") != table
@@ -453,7 +483,7 @@ def restore(settings: Settings, path: Path, *, progress: Progress | None = None)
                             progress(table, done + 1)
                 if chunk:
                     cur.executemany(insert, chunk)
-            end = reader.next()
+            end = early_end if early_end is not None else reader.next()
             if not isinstance(end, dict) or end.get("end") is not True:
                 raise InvalidInputError(f"{path} line {reader.line_no}: expected the end line")
             if end.get("sha256") != reader.digest.hexdigest():

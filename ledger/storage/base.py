@@ -18,6 +18,7 @@ from ledger.chain import EventRow, LogHead, LogRow
 __all__ = [
     "ATTENDANCE_SALTS_TABLE",
     "DOCUMENTS_TABLE",
+    "DOCUMENT_UPLOADS_TABLE",
     "EMBARGO_SALTS_TABLE",
     "IDEMPOTENCY_TABLE",
     "IMPORTS_TABLE",
@@ -59,6 +60,9 @@ PERSON_KEYS_TABLE = "ledger_person_keys"
 IMPORTS_TABLE = "ledger_imports"
 # Results of `ledger verify` runs (for monitoring: the last one is a metric).
 VERIFICATIONS_TABLE = "ledger_verifications"
+# Who uploaded which document (an uploader may read it before an embargo on it is released).
+# Added after format 1 of backups: a backup without it restores with it empty.
+DOCUMENT_UPLOADS_TABLE = "ledger_document_uploads"
 
 # name -> (column, SQLite type, PostgreSQL type) ..., primary key columns
 SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]] = {
@@ -155,6 +159,17 @@ SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]]
             ("seconds", "REAL", "double precision"),
         ),
         ("finished",),
+    ),
+    DOCUMENT_UPLOADS_TABLE: (
+        (
+            ("sha256", "TEXT", "text"),
+            ("principal", "TEXT", "text"),
+            ("org", "TEXT", "text"),
+            ("token_id", "TEXT", "text"),
+            ("media_type", "TEXT", "text"),
+            ("uploaded_at", "TEXT", "text"),
+        ),
+        ("sha256", "principal", "org"),
     ),
 }
 

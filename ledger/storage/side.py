@@ -10,9 +10,11 @@ never names bytes the ledger does not hold.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +24,7 @@ from ledger.errors import StorageError
 from ledger.settings import Settings
 from ledger.storage.base import (
     ATTENDANCE_SALTS_TABLE,
+    DOCUMENT_UPLOADS_TABLE,
     DOCUMENTS_TABLE,
     EMBARGO_SALTS_TABLE,
     ENTRIES_TABLE,
@@ -38,6 +41,7 @@ from ledger.tokens import REVOKED, issuing_disagreement
 
 __all__ = [
     "AttendanceSalt",
+    "DamagedDocumentError",
     "Document",
     "EmbargoSalt",
     "IdempotentWrite",
@@ -50,6 +54,11 @@ __all__ = [
 
 _PLACEHOLDER = re.compile(r"\?")
 _ISSUING_CACHE = 10_000
+_DOCUMENT_CACHE_BYTES = 64 * 1024 * 1024
+
+
+class DamagedDocumentError(StorageError):
+    """A stored document's bytes do not hash to the SHA-256 it is stored (and recorded) by."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,9 @@ class SideStore:
         self._pg = settings.database_url is not None
         # Issuing entries of tokens seen, by (token id, index): entries never change.
         self._issuing: dict[tuple[str, int], bytes] = {}
+        # Documents whose bytes were checked against their SHA-256, least recent first.
+        self._documents: OrderedDict[str, Document] = OrderedDict()
+        self._document_bytes = 0
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -291,25 +303,35 @@ class SideStore:
 
     # documents ---------------------------------------------------------------------------
 
-    def put_document(self, sha256: str, media_type: str, content: bytes) -> bool:
+    def put_document(
+        self,
+        sha256: str,
+        media_type: str,
+        content: bytes,
+        *,
+        uploader: tuple[str, str, str] | None = None,
+    ) -> bool:
         """Store ``content`` under its SHA-256 (the caller computed it); False if it was
-        already there (content addressing: the same bytes are stored once)."""
+        already there (content addressing: the same bytes are stored once).
+
+        ``uploader`` (holder, organisation, token id) is remembered beside the document,
+        once per holder: an uploader may read it before an embargo on it is released."""
         stored_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         conflict = "ON CONFLICT (sha256) DO NOTHING"
         sql = (
             f"INSERT INTO {DOCUMENTS_TABLE} (sha256, media_type, size, content, stored_at) "
             f"VALUES (?, ?, ?, ?, ?) {conflict}"
         )
-        if self._pg:
-            sql = _PLACEHOLDER.sub("%s", sql)
-        try:
-            cursor = self._conn().execute(
-                sql, (sha256, media_type, len(content), content, stored_at)
+        created = self._write(sql, (sha256, media_type, len(content), content, stored_at)) == 1
+        if uploader is not None:
+            principal, org, token_id = uploader
+            self._write(
+                f"INSERT INTO {DOCUMENT_UPLOADS_TABLE} (sha256, principal, org, token_id, "
+                "media_type, uploaded_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (sha256, principal, org) DO NOTHING",
+                (sha256, principal, org, token_id, media_type, stored_at),
             )
-        except Exception as exc:
-            self._drop()
-            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
-        return bool(cursor.rowcount == 1)
+        return created
 
     def document(self, sha256: str, *, content: bool = True) -> Document | None:
         columns = "sha256, media_type, size" + (", content" if content else "")
@@ -317,6 +339,57 @@ class SideStore:
         if row is None:
             return None
         return Document(row[0], row[1], int(row[2]), bytes(row[3]) if content else None)
+
+    def checked_document(self, sha256: str) -> Document | None:
+        """The document named ``sha256``, its bytes checked to hash to that name.
+
+        Checked once per process, then served from a bounded cache of checked bytes (an
+        edit of the table afterwards changes nothing served); DamagedDocumentError when
+        the stored bytes are not the ones their name commits to."""
+        with self._lock:
+            cached = self._documents.get(sha256)
+            if cached is not None:
+                self._documents.move_to_end(sha256)
+                return cached
+        found = self.document(sha256)
+        if found is None or found.content is None:
+            return None
+        if hashlib.sha256(found.content).hexdigest() != sha256 or found.size != len(found.content):
+            raise DamagedDocumentError(
+                f"the stored bytes of document {sha256} do not hash to its SHA-256: the "
+                "documents table was changed; it is not served"
+            )
+        if len(found.content) <= _DOCUMENT_CACHE_BYTES // 4:
+            with self._lock:
+                self._documents[sha256] = found
+                self._document_bytes += len(found.content)
+                while self._document_bytes > _DOCUMENT_CACHE_BYTES:
+                    _, evicted = self._documents.popitem(last=False)
+                    self._document_bytes -= len(evicted.content or b"")
+        return found
+
+    def upload_media_type(self, sha256: str, principal: str, org: str) -> str | None:
+        """The media type ``principal`` of ``org`` uploaded ``sha256`` with; None if they
+        never uploaded it."""
+        row = self._one(
+            f"SELECT media_type FROM {DOCUMENT_UPLOADS_TABLE} WHERE sha256 = ? "
+            "AND principal = ? AND org = ?",
+            (sha256, principal, org),
+        )
+        return None if row is None else str(row[0])
+
+    def embargoes_of(self, sha256: str) -> list[str]:
+        """The ids of the embargoed publications whose commitment is to ``sha256`` (released
+        or not: the caller asks the log which are still under embargo)."""
+        sql = f"SELECT publication_id FROM {EMBARGO_SALTS_TABLE} WHERE sha256 = ?"
+        if self._pg:
+            sql = _PLACEHOLDER.sub("%s", sql)
+        try:
+            rows = self._conn().execute(sql, (sha256,)).fetchall()
+        except Exception as exc:
+            self._drop()
+            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+        return sorted(str(r[0]) for r in rows)
 
     # bulk imports ------------------------------------------------------------------------
 
