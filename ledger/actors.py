@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledger.errors import InvalidInputError
+from ledger.text import check_text
 
 __all__ = ["ROLES", "Actor"]
 
@@ -24,6 +25,8 @@ class Actor:
             raise InvalidInputError("actor id must not be empty")
         if self.role not in ROLES:
             raise InvalidInputError(f"actor role must be one of {', '.join(ROLES)}")
+        check_text("actor.id", self.id)  # once per actor, not per entry (ledger.text)
+        check_text("actor.org", self.org)
 
     def as_entry(self) -> dict[str, str]:
         """The ``actor`` object written into entries."""

@@ -253,10 +253,8 @@ class LedgerAggregate(Aggregate):
     def _record(
         self, event_class: type[ev.LedgerEvent], actor: Actor, at: datetime, **fields: Any
     ) -> None:
-        entry_actor = actor.as_entry()
-        check_fields(fields)  # every path that records shares this: no control characters
-        check_fields(entry_actor, prefix="actor")
-        self.trigger_event(event_class, actor=entry_actor, timestamp=at, **fields)
+        check_fields(fields)  # every path that records shares this (the actor checks itself)
+        self.trigger_event(event_class, actor=actor.as_entry(), timestamp=at, **fields)
 
     @classmethod
     def _start(
@@ -267,10 +265,8 @@ class LedgerAggregate(Aggregate):
         id: UUID | None,
         **fields: Any,
     ) -> Self:
-        entry_actor = actor.as_entry()
         check_fields(fields)
-        check_fields(entry_actor, prefix="actor")
-        return cls._create(event_class, id=id, actor=entry_actor, timestamp=at, **fields)
+        return cls._create(event_class, id=id, actor=actor.as_entry(), timestamp=at, **fields)
 
 
 # Process -----------------------------------------------------------------------------------

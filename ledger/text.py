@@ -47,6 +47,29 @@ _SHORT_BAD = re.compile(f"[{_NEVER}\t\n\r]")
 _LONG_BAD = re.compile(f"[{_NEVER}]|\r(?!\n)")
 
 
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+def _ok(value: str, long: bool) -> bool:
+    """Whether ``value`` is allowed: the rule of ``_SHORT_BAD``/``_LONG_BAD``, decided with
+    str and bytes methods where it can (a regular expression takes ~5 ns a character)."""
+    if value.isascii():
+        controls = value.encode().translate(None, _PRINTABLE_ASCII)
+        if not controls:
+            return True
+        if not long:
+            return False
+        others = controls.translate(None, b"\n\t")
+        if not others:
+            return True
+        if others.strip(b"\r"):
+            return False
+        return _LONG_BAD.search(value) is None  # is every CR followed by a LF?
+    if value.isprintable():  # no Cc, Cs or Cn (U+FFFE, U+FFFF) character at all
+        return True
+    return (_LONG_BAD if long else _SHORT_BAD).search(value) is None
+
+
 def forbidden_character(value: str, *, long: bool = False) -> str | None:
     """The first character ``value`` may not hold (``"\\r"`` for a lone CR), or None."""
     found = (_LONG_BAD if long else _SHORT_BAD).search(value)
@@ -67,6 +90,8 @@ def _describe(char: str) -> str:
 
 def check_text(name: str, value: str, *, long: bool = False) -> str:
     """``value`` unchanged, or InvalidInputError naming ``name`` and the character."""
+    if _ok(value, long):
+        return value
     found = (_LONG_BAD if long else _SHORT_BAD).search(value)
     if found is not None:
         allowed = "only line breaks and tabs are allowed" if long else "it must be one line"
@@ -90,9 +115,50 @@ def _walk(path: str, key: str, value: Any, long: bool) -> None:
             _walk(f"{path}[{i}]", key, item, long)
 
 
+_GOOD_KEYS: set[Any] = set()
+"""Keys of nested objects already found clean (``text``, ``question_id`` …), bounded."""
+
+
+def _clean(value: Any, tree: bool, leaf: bool) -> bool:
+    """The same rules as :func:`_walk`, without making paths: the bulk import's fast path.
+    ``tree``: inside a long-text tree; ``leaf``: the key naming a text is a long-text one."""
+    kind = type(value)
+    if kind is str:
+        return _ok(value, tree or leaf)
+    if value is None or kind is int or kind is bool:
+        return True
+    if kind is dict or isinstance(value, Mapping):
+        for k, v in value.items():
+            if k not in _GOOD_KEYS:
+                if isinstance(k, str) and not _ok(k, False):
+                    return False
+                if len(_GOOD_KEYS) < 4096:
+                    _GOOD_KEYS.add(k)
+            if type(v) is str:
+                if not _ok(v, tree or k in LONG_TEXT_FIELDS):
+                    return False
+            elif v is not None and not _clean(v, tree, str(k) in LONG_TEXT_FIELDS):
+                return False
+    elif kind is list or kind is tuple or isinstance(value, list | tuple):
+        for item in value:
+            if not _clean(item, tree, leaf):
+                return False
+    return True
+
+
 def check_fields(fields: Mapping[str, Any], *, prefix: str = "") -> None:
     """Check every text in ``fields`` (nested lists and objects too), naming the field's path
     (``sections[1].text``) in the error."""
+    for key, value in fields.items():
+        if type(value) is str:  # most fields
+            if not _ok(value, key in LONG_TEXT_FIELDS):
+                break
+        elif value is not None and not _clean(
+            value, key in _LONG_TEXT_TREES, key in LONG_TEXT_FIELDS
+        ):
+            break
+    else:
+        return
     for key, value in fields.items():
         path = f"{prefix}.{key}" if prefix else key
         _walk(path, key, value, key in _LONG_TEXT_TREES)

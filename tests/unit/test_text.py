@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from api.observability import TextFormatter, escape_controls
@@ -40,7 +41,7 @@ def test_any_text_with_a_control_character_is_refused_naming_the_field(
 def test_line_breaks_and_tabs_are_refused_in_one_line_fields(
     before: str, bad: str, after: str
 ) -> None:
-    with pytest.raises(InvalidInputError, match="^name contains"):
+    with pytest.raises(InvalidInputError, match=r"^name contains"):
         check_text("name", before + bad + after)
 
 
@@ -57,7 +58,8 @@ def test_what_is_accepted_is_xml_and_one_line_of_a_log(value: str) -> None:
         assert xml_text(value) == value  # nothing to clean: accepted text is XML 1.0 as it is
         assert _xml_ok(value)
     if forbidden_character(value) is None:
-        assert "\n" not in value and "\r" not in value
+        assert "\n" not in value
+        assert "\r" not in value
         check_text("title", value)
 
 
@@ -84,7 +86,7 @@ def test_slugs(value: str) -> None:
     expected = len(value) <= 64 and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", value) is not None
     assert is_slug(value) is expected
     if not expected:
-        with pytest.raises(InvalidInputError, match="^strand_id must be a slug"):
+        with pytest.raises(InvalidInputError, match=r"^strand_id must be a slug"):
             check_slug("strand_id", value)
 
 
@@ -103,3 +105,41 @@ def test_the_text_log_writes_any_value_on_one_line(value: str) -> None:
     line = TextFormatter().format(record)
     assert len(line.splitlines()) == 1
     assert escape_controls(value) in line
+
+
+_TEXTS = st.text(st.sampled_from(["a", " ", "\n", "\t", "\r", "\x1b", "\x85", "\ud800", "é"]))
+_KEYS = st.sampled_from(["title", "text", "note", "id", "a\nb", "findings"])
+_VALUES = st.recursive(
+    st.none() | st.integers() | st.booleans() | _TEXTS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["title", "summary", "sections", "correction"]), _VALUES))
+@hsettings(max_examples=500)
+def test_the_fast_path_decides_exactly_as_the_full_check(fields: dict[str, object]) -> None:
+    from ledger.text import _LONG_TEXT_TREES, LONG_TEXT_FIELDS, _clean
+
+    fast = all(_clean(v, k in _LONG_TEXT_TREES, k in LONG_TEXT_FIELDS) for k, v in fields.items())
+    try:
+        for key, value in fields.items():  # the full check, path by path, without the fast path
+            from ledger.text import _walk
+
+            _walk(key, key, value, key in _LONG_TEXT_TREES)
+    except InvalidInputError:
+        assert not fast
+    else:
+        assert fast
+
+
+@given(
+    st.text(
+        st.sampled_from(["a", " ", "\n", "\t", "\r", "\x1b", "\x7f", "\x85", "é", "\ufffe", "\xa0"])
+    )
+)
+def test_the_fast_character_check_agrees_with_the_rule(value: str) -> None:
+    from ledger.text import _ok
+
+    for long in (False, True):
+        assert _ok(value, long) is (forbidden_character(value, long=long) is None)
