@@ -121,6 +121,14 @@ def test_untouched_record_pages_verify_from_the_log(tampered_site: Site, page: A
     assert "Origin checked: “ledger.test.example/open-policy”" in details
     screenshot(page, f"verify-record-{site.kind}", around=".verify")
     verified(page, proposal_url(site, gateway, "/history"))
+    # A page of an earlier state: only the entries up to where it stands.
+    middle = entries[len(entries) // 2]["index"]
+    text = verified(page, proposal_url(site, gateway, f"?as_of={middle}"))
+    assert f"This proposal's versions 1 to {len(entries) // 2 + 1} are all there" in text
+    assert (
+        f"recorded after entry {middle} (where this page stands)"
+        in page.locator("[data-verify-details]").inner_text()
+    )
     for disclosure in ("on_record", "chatham_house", "non_attributed"):
         verified(page, f"{site.base}/web/meetings/{site.meeting(disclosure)['id']}")
 

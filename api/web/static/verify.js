@@ -3,7 +3,15 @@
  * signed log. Trusts nothing the server says: only the log's public key (the one the page
  * names, or one the reader pastes in) and the browser's own WebCrypto.
  *
- * For every entry behind the page (data-indexes on a [data-verify] panel) it fetches
+ * A page about one record (data-record on its [data-verify] panel: proposal, history,
+ * compare, meeting, publication, organisation) is checked from the log, not from the page:
+ * every entry of the record comes from GET /subjects/{id}/entries (or, on a mirror, the list
+ * subjects/{id}.json and the tiles), each proved to one signed checkpoint; the record's
+ * versions must run 1..n; every fact the page marks (data-fact) is derived from those
+ * entries by a reducer per record kind, and every other record it names (data-ref) from that
+ * record's own entries. See "A record page" below and docs/VERIFYING.md section 17.
+ *
+ * Other pages (the audit page) name their entries (data-indexes); for each it fetches
  * /entries/{index} (the entry's exact bytes, its RFC 9162 inclusion proof and the signed
  * checkpoint), then checks:
  *   1. the checkpoint is a C2SP signed note with a valid Ed25519 signature by the log's key
