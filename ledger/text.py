@@ -24,6 +24,7 @@ from ledger.errors import InvalidInputError
 __all__ = [
     "LONG_TEXT_FIELDS",
     "SLUG_MAX",
+    "TextError",
     "check_fields",
     "check_slug",
     "check_text",
@@ -37,6 +38,16 @@ LONG_TEXT_FIELDS = frozenset(
 """Field names (the last key of a field's path) whose values may hold line breaks and tabs."""
 _LONG_TEXT_TREES = frozenset({"correction"})
 """Fields whose every nested text is long text (a correction names the fields it corrects)."""
+
+
+class TextError(InvalidInputError):
+    """A text the rules refuse; ``field`` is its path (``title``, ``sections[1].text``),
+    which the API gives as the problem's ``field`` member."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
 
 SLUG_MAX = 64
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -95,9 +106,10 @@ def check_text(name: str, value: str, *, long: bool = False) -> str:
     found = (_LONG_BAD if long else _SHORT_BAD).search(value)
     if found is not None:
         allowed = "only line breaks and tabs are allowed" if long else "it must be one line"
-        raise InvalidInputError(
+        raise TextError(
             f"{name} contains {_describe(found.group(0)[0])} at position {found.start()}: "
-            f"control characters are not allowed in recorded text ({allowed})"
+            f"control characters are not allowed in recorded text ({allowed})",
+            field=name,
         )
     return value
 
@@ -171,9 +183,10 @@ def is_slug(value: Any) -> bool:
 def check_slug(name: str, value: Any) -> str:
     """An id that appears in URLs: lowercase letters and digits in words joined by ``-``."""
     if not is_slug(value):
-        raise InvalidInputError(
+        raise TextError(
             f"{name} must be a slug: lowercase letters a-z and digits 0-9, in words joined by "
             f"single hyphens, at most {SLUG_MAX} characters (such as 'data-sharing'; got "
-            f"{value!r})"
+            f"{value!r})",
+            field=name,
         )
     return str(value)

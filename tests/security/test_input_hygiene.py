@@ -153,6 +153,7 @@ def test_control_characters_are_refused_over_http_naming_the_field(store: Store)
                 assert f"{loc}: Input should be a valid string" in answer["detail"], answer
             else:
                 assert answer["detail"].startswith(f"{field} contains "), answer
+                assert answer["field"] == field
                 assert "control characters are not allowed" in answer["detail"]
             assert api.size() == size
 
@@ -227,6 +228,7 @@ def test_new_strand_phase_and_group_ids_must_be_slugs(store: Store) -> None:
             ):
                 answer = problem(api.post(path, recorder, body), 422)
                 assert answer["detail"].startswith(f"{field} must be a slug"), answer
+                assert answer["field"] == field
         assert api.size() == size
         made = api.post(
             f"/processes/{process}/strands", recorder, {"strand_id": "a-b2", "title": "S"}
