@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -21,7 +23,9 @@ from typing import Any
 import httpx
 
 from ledger.actors import Actor
+from ledger.application import LedgerApplication
 from ledger.storage.backup import restore, write_backup
+from ledger.storage.side import SideStore
 from ledger.tokens import new_token
 from tests.api.test_writes import (
     Official,
@@ -491,3 +495,36 @@ def test_a_backup_is_readable_by_its_owner_only(store: Store, tmp_path: Path) ->
         finally:
             conn.close()
         assert (uploads, documents) == (0, 1)
+
+
+def test_ledger_migrate_gives_an_older_store_the_uploads_table(store: Store) -> None:
+    """A store made before uploaders were kept: `ledger migrate` adds the table (nothing
+    else changes), and uploads then remember their uploader."""
+    app = LedgerApplication(store.settings)
+    try:
+        app.start_process(title="Before the upgrade", actor=SETUP)
+    finally:
+        app.close()
+    _sql(store, "DROP TABLE ledger_document_uploads")
+    before = _entries(store)
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "migrate"],
+        env=store.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _entries(store) == before
+    side = SideStore(store.settings)
+    try:
+        side.put_document(
+            hashlib.sha256(b"annex\n").hexdigest(),
+            "text/plain",
+            b"annex\n",
+            uploader=("a.clerk", "", str(uuid.uuid4())),
+        )
+        assert side.upload_media_type(hashlib.sha256(b"annex\n").hexdigest(), "a.clerk", "")
+    finally:
+        side.close()
