@@ -100,7 +100,8 @@ def _describe(char: str) -> str:
 
 
 def check_text(name: str, value: str, *, long: bool = False) -> str:
-    """``value`` unchanged, or InvalidInputError naming ``name`` and the character."""
+    """``value`` unchanged, or TextError (an InvalidInputError) naming ``name`` and the
+    character."""
     if _ok(value, long):
         return value
     found = (_LONG_BAD if long else _SHORT_BAD).search(value)
@@ -163,7 +164,7 @@ def check_fields(fields: Mapping[str, Any], *, prefix: str = "") -> None:
     (``sections[1].text``) in the error."""
     for key, value in fields.items():
         if type(value) is str:  # most fields
-            if not _ok(value, key in LONG_TEXT_FIELDS):
+            if not _ok(value, key in LONG_TEXT_FIELDS or key in _LONG_TEXT_TREES):
                 break
         elif value is not None and not _clean(
             value, key in _LONG_TEXT_TREES, key in LONG_TEXT_FIELDS
