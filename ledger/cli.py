@@ -528,14 +528,16 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_REFUSED
 
 
-def _cmd_commands(_args: argparse.Namespace) -> int:
-    from ledger.application import COMMANDS, LedgerApplication
+def _cmd_commands(args: argparse.Namespace) -> int:
+    from ledger.domain import reference
 
-    for name in COMMANDS:
-        method = getattr(LedgerApplication, name)
-        params = [p for p in inspect.signature(method).parameters if p not in ("self", "actor")]
-        doc = (method.__doc__ or "").strip().splitlines()[0]
-        _out(f"{name:26} {doc}\n{'':26} args: {', '.join(params)}")
+    if args.json:
+        _out(orjson.dumps(reference.as_json(), option=orjson.OPT_INDENT_2).decode())
+    elif args.markdown:
+        sys.stdout.write(reference.as_markdown())
+    else:
+        sys.stdout.write(reference.as_text())
+    sys.stdout.flush()
     return EXIT_OK
 
 
@@ -1274,7 +1276,12 @@ def _parser() -> argparse.ArgumentParser:
     p = projections.add_parser("status", parents=[common], help="each view's position and lag")
     p.set_defaults(func=_cmd_projections_status)
 
-    p = sub.add_parser("commands", help="list the commands `ledger record` accepts")
+    p = sub.add_parser("commands", help="every command: its fields, types, roles and HTTP route")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="the declarations as JSON")
+    shape.add_argument(
+        "--markdown", action="store_true", help="the command reference (docs/COMMANDS.md)"
+    )
     p.set_defaults(func=_cmd_commands)
 
     p = sub.add_parser("entries", parents=[common], help="print entries verbatim, one per line")

@@ -188,7 +188,7 @@ def _line(
     """One line of text; required unless given a default."""
     return Field(
         name,
-        Text(max_length=max_length, blank=default is not None),
+        Text(max_length=max_length, blank=default == ""),
         description,
         required=default is None,
         default=default,
@@ -207,7 +207,7 @@ def _long(
     optional = default is not None or nullable
     return Field(
         name,
-        Text(max_length=TEXT, multiline=True, blank=optional),
+        Text(max_length=TEXT, multiline=True, blank=default == ""),
         description,
         required=not optional,
         default=default,

@@ -180,7 +180,7 @@ class Ref(FieldType):
     def check(self, path: str, value: Any) -> str:
         text = _need_text(path, value)
         if not text.strip():
-            raise FieldError(path, f"must be the id of a {self.kind} (got an empty text)")
+            raise FieldError(path, f"must be {self.describe()} (got an empty text)")
         if len(text) > self.max_length:
             raise FieldError(
                 path, f"must be at most {self.max_length} characters (got {len(text)})"
@@ -189,7 +189,8 @@ class Ref(FieldType):
         return text
 
     def describe(self) -> str:
-        return f"id of a {self.kind.replace('_', ' ')}"
+        what = self.kind.replace("_", " ")
+        return f"id of {'an' if what[0] in 'aeiou' else 'a'} {what}"
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.name, "kind": self.kind, "max_length": self.max_length}
