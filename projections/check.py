@@ -139,16 +139,36 @@ def _compare(
     scratch = f"{_q(side.scratch)}.{_q(table)}"
     cond = f" WHERE {where}" if where else ""
 
-    def first(a: str, b: str) -> tuple[Any, ...] | None:
-        return db.one(
-            f"SELECT {cols} FROM {a}{cond} EXCEPT SELECT {cols} FROM {b}{cond} "
-            f"ORDER BY {order} LIMIT 1"
-        )
-
-    extra, missing = first(live, scratch), first(scratch, live)
-    if extra is None and missing is None:
-        return None
     positions = [columns.index(k) for k in key]
+    if db.dialect == "postgresql":
+        # One hash full join on the key: each table is read once, no sort of whole tables
+        # (only the differing rows are ordered).
+        names = [_q(c) for c in columns]
+        on = " AND ".join(f"l.{_q(k)} = s.{_q(k)}" for k in key)
+        by = ", ".join(f"COALESCE(l.{_q(k)}, s.{_q(k)})" for k in key)
+        found = db.one(
+            f"SELECT {', '.join(f'l.{n}' for n in names)}, {', '.join(f's.{n}' for n in names)} "
+            f"FROM (SELECT {cols} FROM {live}{cond}) l FULL JOIN "
+            f"(SELECT {cols} FROM {scratch}{cond}) s ON {on} "
+            f"WHERE ROW({', '.join(f'l.{n}' for n in names)}) IS DISTINCT FROM "
+            f"ROW({', '.join(f's.{n}' for n in names)}) ORDER BY {by} LIMIT 1"
+        )
+        if found is None:
+            return None
+        left, right = found[: len(columns)], found[len(columns) :]
+        extra = None if left[positions[0]] is None else left
+        missing = None if right[positions[0]] is None else right
+    else:
+
+        def first(a: str, b: str) -> tuple[Any, ...] | None:
+            return db.one(
+                f"SELECT {cols} FROM {a}{cond} EXCEPT SELECT {cols} FROM {b}{cond} "
+                f"ORDER BY {order} LIMIT 1"
+            )
+
+        extra, missing = first(live, scratch), first(scratch, live)
+        if extra is None and missing is None:
+            return None
 
     def key_of(row: tuple[Any, ...]) -> tuple[str, ...]:
         return tuple(repr(row[p]) for p in positions)
@@ -199,6 +219,27 @@ def _tables_of(view: View, dialect: str) -> list[tuple[str, bool]]:
     return tables
 
 
+def _lighten(db: Db, scratch: str) -> None:
+    """PostgreSQL: make the scratch tables cheap to fill. They are never committed, so they
+    need no write-ahead log; the indexes and computed columns that only serve queries (the
+    full-text vector, which is not compared: it is computed from columns that are) go."""
+    for (name,) in db.all(
+        "SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = ? AND NOT i.indisunique AND NOT i.indisprimary",
+        [scratch],
+    ):
+        db.execute(f"DROP INDEX {name}")
+    for table, column in db.all(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = ? AND is_generated = 'ALWAYS'",
+        [scratch],
+    ):
+        db.execute(f"ALTER TABLE {_q(scratch)}.{_q(str(table))} DROP COLUMN {_q(str(column))}")
+    for (table,) in db.all("SELECT tablename FROM pg_tables WHERE schemaname = ?", [scratch]):
+        db.execute(f"ALTER TABLE {_q(scratch)}.{_q(str(table))} SET UNLOGGED")
+
+
 def _live_positions(db: Db, live: str) -> dict[str, int] | None:
     """Each built view's tracking position in the live snapshot (None: never set up)."""
     side = _Side(db, live, live)
@@ -235,6 +276,8 @@ def _check(
     runner = Runner(db, log, built)
     try:
         runner.setup(lock=False)
+        if db.dialect == "postgresql":
+            _lighten(db, scratch)
         total = max(positions[v.name] for v in built)
         for target in sorted({positions[v.name] for v in built}):
             runner.views = {v.name: v for v in built if positions[v.name] >= target}
@@ -348,6 +391,7 @@ def _check_postgresql(
         # Never committed: the scratch schema and everything in it go with the rollback.
         with conn.transaction() as tx:
             conn.execute("SET LOCAL synchronous_commit = off")
+            conn.execute("SET LOCAL work_mem = '64MB'")  # the comparisons' hash joins
             positions_first = _ScratchDb(conn, "postgresql")
             # The snapshot is taken by the first query that reads data: the live tracking.
             _live_positions(positions_first, settings.pg_schema)
