@@ -580,7 +580,7 @@ class Paging:
         if self.after is None:
             return None
         params = {k: v for k, v in self.filters.items() if v is not None}
-        return self.view.link(self.view.request.url.path, **params)
+        return self.view.link(quote(self.view.request.url.path), **params)
 
     def next_link(self, page: Mapping[str, Any]) -> str | None:
         after = page.get("next_after")
@@ -588,7 +588,7 @@ class Paging:
             return None
         cursor = encode_cursor(self.at, after, scope=self.scope, secret=self.secret)
         params = {k: v for k, v in self.filters.items() if v is not None}
-        return _plain_link(self.view.request.url.path, **params, cursor=cursor)
+        return _plain_link(quote(self.view.request.url.path), **params, cursor=cursor)
 
 
 # Names -------------------------------------------------------------------------------------
