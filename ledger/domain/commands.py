@@ -504,7 +504,7 @@ _DECLARED: tuple[Command, ...] = (
         (
             _subject("organisation_id", "organisation"),
             _ref("process_id", "process", "the process"),
-            _ref("group", "group", "the strand or group it leaves"),
+            _f("group", Ref("group", max_length=SHORT), "the strand or group it leaves"),
             _long("reason", "why it left", default=""),
             _EXPECTED,
         ),

@@ -509,7 +509,10 @@ class Object(FieldType):
     def check(self, path: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, Mapping):
             raise FieldError(path, f"must be an object (got {_kind_of(value)})")
-        return check_object(path, self.fields, value, defaults=False, title=f"a {self.title}")
+        article = "an" if self.title[0] in "aeiou" else "a"
+        return check_object(
+            path, self.fields, value, defaults=False, title=f"{article} {self.title}"
+        )
 
     def describe(self) -> str:
         return f"{self.title} {{{', '.join(f.name for f in self.fields)}}}"
