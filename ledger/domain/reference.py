@@ -43,14 +43,14 @@ def as_text() -> str:
     """Every command, its route, roles and fields: what `ledger commands` prints."""
     lines: list[str] = []
     for c in COMMANDS.values():
-        lines.append(f"{c.name:28} {c.summary}")
+        lines.append(f"{c.name:30}{c.summary}")
         where = ", ".join(_CHANNELS[ch].strip("`") for ch in sorted(c.channels))
-        lines.append(f"{'':28} role: {_roles(c)}; {c.method} {c.path}; via {where}")
+        lines.append(f"{'':30}role: {_roles(c)}; {c.method} {c.path}; via {where}")
         for f in c.fields:
-            lines.append(f"{'':30}{f.name:20} {f.type.describe()}; {_default(f)}")
+            lines.append(f"{'':32}{f.name:20} {f.type.describe()}; {_default(f)}")
             nested = _nested(f)
             for g in nested.fields if nested else ():
-                lines.append(f"{'':32}{g.name:18} {g.type.describe()}; {_default(g)}")
+                lines.append(f"{'':34}{g.name:18} {g.type.describe()}; {_default(g)}")
     return "\n".join(lines) + "\n"
 
 
