@@ -639,6 +639,9 @@
       add("entry." + e.index + ".type", e.type);
       add("entry." + e.index + ".time", e.time);
       add("entry." + e.index + ".actor", e.actor && e.actor.id);
+      add("entry." + e.index + ".amendment", d.amendment_id || "");
+      add("entry." + e.index + ".version", d.text_version || "");
+      add("entry." + e.index + ".new-status", d.new_status || "");
       if (e.type === "proposal.tabled") {
         add("title", d.title);
         add("sponsor", d.sponsor_org);
@@ -800,7 +803,7 @@
       } else if (e.type === "organisation.membership_added" || e.type === "organisation.membership_ended") {
         var key = d.process_id + " " + d.group;
         if (!memberships[key]) order.push(key);
-        memberships[key] = e.type === "organisation.membership_added" ? { role: d.role, since: e.index } : null;
+        memberships[key] = e.type === "organisation.membership_added" ? { role: d.role, since: e.index, process: d.process_id } : null;
       }
     });
     add("memberships", join(order.filter(function (key) { return memberships[key]; }).map(function (key) { return key.split(" ")[1]; }).sort()));
@@ -808,6 +811,7 @@
       if (!memberships[key]) return;
       add("membership." + key.split(" ")[1] + ".role", memberships[key].role);
       add("membership." + key.split(" ")[1] + ".since", memberships[key].since);
+      add("membership." + key.split(" ")[1] + ".process", memberships[key].process);
     });
     record.label = record.facts.name;
   }
@@ -906,7 +910,7 @@
   /* Facts each page kind must show (when the log gives them a non-empty value). */
   var REQUIRED = {
     proposal: /^(title|sponsor|status|status-reason|text-version|individual-sponsors|section-ids|section\.[^.]+\.(heading|text)|outcomes|outcome\..*|open-amendments)$/,
-    history: /^(title|versions|entries|not-incorporated|version\.\d+\.(index|based-on|note|time|actor)|entry\.\d+\.type)$/,
+    history: /^(title|text-version|versions|entries|not-incorporated|version\.\d+\.(index|based-on|note|time|actor)|entry\.\d+\.(type|amendment|version|new-status))$/,
     meeting: /^(title|starts-at|disclosure|convenor|held|held-at|attendees|attendee-count|individuals|minutes|outcomes|outcome\.[^.]+\.(index|items)|outcome\.[^.]+\.item\.\d+\.(text|kind|consensus|orgs))$/,
     organisation: /^(name|org-kind|memberships)$/,
     publication: /^(title|pub-kind|state|reason|superseded-by|published-time|sha256|size|media-type|commitment|release-at|salt|override-reason|proposals|meetings|grants)$/,
