@@ -271,6 +271,7 @@ def _check_idempotency(
     columns = ("principal", "key", "idx", "tree_size", *extra)
     for chunk in side.rows(IDEMPOTENCY_TABLE, columns, ("idx", "principal", "key")):
         entries = _entries_for(side, chunk, 2)
+        sealing = side.sealing_sizes([int(row[2]) for row in chunk])
         for row in chunk:
             principal, key, idx, tree_size = row[:4]
             where = f"principal={principal}, key={key!r}"
@@ -284,7 +285,7 @@ def _check_idempotency(
             if entry is None:
                 bad(f"it points at entry {idx}, which does not exist")
                 continue
-            sealed = side.sealing_size(int(idx))
+            sealed = sealing.get(int(idx))
             if sealed is not None and sealed != int(tree_size):
                 bad(
                     f"its tree size is {tree_size}, but entry {idx} was sealed in the "

@@ -180,6 +180,19 @@ class BesideReader:
         ).fetchone()
         return None if row is None else bytes(row[0])
 
+    def sealing_sizes(self, indexes: Sequence[int]) -> dict[int, int]:
+        """``sealing_size`` of each of ``indexes`` (one round trip on PostgreSQL)."""
+        wanted = sorted(set(indexes))
+        if not self._pg:
+            found = {i: self.sealing_size(i) for i in wanted}
+            return {i: size for i, size in found.items() if size is not None}
+        rows = self._conn.execute(
+            f"SELECT i, (SELECT MIN(size) FROM {self._t(CHECKPOINTS_TABLE)} WHERE size > i) "
+            "FROM unnest(%s::bigint[]) AS i",
+            (wanted,),
+        ).fetchall()
+        return {int(i): int(size) for i, size in rows if size is not None}
+
     def sealing_size(self, index: int) -> int | None:
         """The size of the first checkpoint past ``index``: the tree of the transaction that
         committed that entry (every write transaction stores one)."""
