@@ -14,6 +14,7 @@ deleted with its temporary directory.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import tempfile
 import time
@@ -348,7 +349,10 @@ def check_read_models(
 
 def _check_sqlite(settings: Settings, views: list[View], progress: Progress | None) -> BesideReport:
     path = settings.sqlite_path
-    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=path.parent) as scratch_dir:
+    # Beside the store (same disk, same size class); in the system's temporary directory
+    # when the store's directory is read-only (a copy on read-only media, say).
+    near = path.parent if os.access(path.parent, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=near) as scratch_dir:
         conn = sqlite3.connect(
             f"file:{quote(str(Path(scratch_dir) / 'views.sqlite'))}",
             isolation_level=None,
