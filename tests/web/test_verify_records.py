@@ -570,6 +570,13 @@ SWEEPS: dict[str, tuple[Callable[[Site], str], Callable[[Site], list[tuple[str, 
             ("pv_meeting_outcomes", "meeting_id = ?", s.meeting("on_record")["id"]),
         ],
     ),
+    "confidential meeting": (
+        lambda s: f"{s.base}/web/meetings/{s.meeting('chatham_house')['id']}",
+        lambda s: [
+            ("pv_meetings", "id = ?", s.meeting("chatham_house")["id"]),
+            ("pv_meeting_outcomes", "meeting_id = ?", s.meeting("chatham_house")["id"]),
+        ],
+    ),
     "publication": (
         lambda s: f"{s.base}/web/publications/{s.publication('published')['id']}",
         lambda s: [("pv_publications", "id = ?", s.publication("published")["id"])],
