@@ -11,8 +11,10 @@ the registry.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -85,6 +87,25 @@ NOT_COMMANDS = frozenset({("POST", "/documents")})
 def _app_params(name: str) -> dict[str, inspect.Parameter]:
     params = inspect.signature(getattr(LedgerApplication, name)).parameters
     return {k: v for k, v in params.items() if k not in ("self", "actor")}
+
+
+def test_the_domain_imports_only_the_standard_library_and_ledger_errors_and_text() -> None:
+    """No web framework, no database, no eventsourcing: checked on the source (AST)."""
+    allowed = {"ledger.errors", "ledger.text"}
+    for source in sorted((ROOT / "ledger" / "domain").glob("*.py")):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if name.startswith("ledger.domain") or name in allowed or name == "__future__":
+                    continue
+                assert top in sys.stdlib_module_names, (source.name, name)
 
 
 # The registry and the application ------------------------------------------------------------
