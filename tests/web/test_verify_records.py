@@ -648,3 +648,24 @@ def test_every_column_a_page_shows_is_verified(tampered_site: Site, page: Any, k
                     unverified.append(f"{table}.{column}: {text[:120]}")
     assert shown >= 3, (kind, shown)
     assert unverified == [], unverified
+
+
+def test_a_record_answered_in_pages_is_read_to_its_end(tampered_site: Site, page: Any) -> None:
+    """The browser follows ``next_after`` until the record's list ends."""
+    site = tampered_site
+    gateway = site.gateway
+    asked: list[str] = []
+
+    def handle(route: Any) -> None:
+        asked.append(route.request.url)
+        response = route.fetch()
+        body = json.loads(response.text())
+        if "after=-1" in route.request.url:
+            body["entries"] = body["entries"][:3]
+            body["next_after"] = body["entries"][-1]["index"]
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page.route(lambda url: urlsplit(url).path == f"/subjects/{gateway['id']}/entries", handle)
+    verified(page, proposal_url(site, gateway))
+    assert len(asked) == 2, asked
+    assert "size=" in asked[1]
