@@ -15,13 +15,15 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, Store
 from tests.web.conftest import Site, _serve_demo, screenshot
 
 VERIFIED = re.compile(r"^Verified: \d+ entr(y is|ies are) in the log signed by ")
@@ -669,3 +671,71 @@ def test_a_record_answered_in_pages_is_read_to_its_end(tampered_site: Site, page
     verified(page, proposal_url(site, gateway))
     assert len(asked) == 2, asked
     assert "size=" in asked[1]
+
+
+# A real witness: its cosignature verified, and stripped in flight ------------------------------
+
+
+@dataclass
+class _WithWitness:
+    """The store's environment for `ledger serve`, naming the witness."""
+
+    store: Store
+    witnesses: str
+
+    def env(self) -> dict[str, str]:
+        return {**self.store.env(), "LEDGER_WITNESSES": self.witnesses}
+
+
+def test_a_stripped_cosignature_is_a_warning(store: Store, tmp_path: Path, page: Any) -> None:
+    """A log cosigned by a live witness: the page names it and Verify counts its
+    cosignature; strip the cosignature from the checkpoint served and Verify warns."""
+    from ledger.application import LedgerApplication
+    from ledger.checkpoint import CosignatureSigner
+    from ledger.keys import load_signer
+    from ledger.settings import WitnessConfig
+    from ledger.witness import create_witness_app
+    from tests.api.test_log_api import Server
+    from tests.helpers import record_sample
+    from tests.security.test_tamper_matrix import serving
+
+    log_signer = load_signer(store.settings)
+    assert log_signer is not None
+    signer = CosignatureSigner.generate("witness.test.example/w1")
+    witness_app = create_witness_app(
+        signer=signer,
+        logs={store.settings.log_name: log_signer.verifier_key()},
+        state_dir=tmp_path / "witness",
+    )
+    with serving(witness_app) as url:
+        config = [WitnessConfig(url=url, key=signer.verifier_key())]
+        store.settings = store.settings.model_copy(update={"witnesses": config})
+        app = LedgerApplication(store.settings)
+        sample = record_sample(app, amendments=1)
+        app.close()
+        served = Server(_WithWitness(store, json.dumps([c.model_dump() for c in config])))  # type: ignore[arg-type]
+        try:
+            page_url = f"{served.base}/web/proposals/{sample.proposal_id}"
+            page.goto(page_url)
+            text, state = verify(page)
+            assert state == "ok", text
+            assert "Cosigned by 1 of 1 witnesses." in text
+
+            def strip(route: Any) -> None:
+                response = route.fetch()
+                body = json.loads(response.text())
+                lines = body["checkpoint"].split("\n")
+                body["checkpoint"] = "\n".join(
+                    line for line in lines if not line.startswith("— witness.test.example/w1 ")
+                )
+                route.fulfill(response=response, body=json.dumps(body))
+
+            page.route(re.compile(r"/subjects/[^/]+/entries"), strip)
+            page.route(re.compile(r"/entries/\d+"), strip)
+            page.goto(page_url)
+            text, state = verify(page)
+            assert state == "warning", text
+            assert "Warning: only 0 of the 1 witnesses this page names cosigned" in text
+            assert "Cosigned by 0 of 1 witnesses." in text
+        finally:
+            served.stop()
