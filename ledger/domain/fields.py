@@ -125,9 +125,9 @@ class Text(FieldType):
             raise FieldError(
                 path, f"must be at most {self.max_length} characters (got {len(text)})"
             )
+        _controls(path, text, long=self.multiline)  # first: str.strip() drops U+0085
         if not self.blank and not text.strip():
             raise FieldError(path, "must not be empty")
-        _controls(path, text, long=self.multiline)
         return text
 
     def describe(self) -> str:
