@@ -179,13 +179,13 @@ class Ref(FieldType):
 
     def check(self, path: str, value: Any) -> str:
         text = _need_text(path, value)
-        if not text.strip():
-            raise FieldError(path, f"must be {self.describe()} (got an empty text)")
         if len(text) > self.max_length:
             raise FieldError(
                 path, f"must be at most {self.max_length} characters (got {len(text)})"
             )
         _controls(path, text, long=False)
+        if not text.strip():
+            raise FieldError(path, f"must be {self.describe()} (got an empty text)")
         return text
 
     def describe(self) -> str:

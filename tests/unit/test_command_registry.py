@@ -423,9 +423,9 @@ def refused(t: FieldType) -> st.SearchStrategy[tuple[Any, str]]:
             lambda v: (v, "slug")
         )
     if isinstance(t, Ref):
-        return wrong_kind | st.sampled_from(["", "  ", "a\nb", "x" * (t.max_length + 1)]).map(
-            lambda v: (v, "")
-        )
+        return wrong_kind | st.sampled_from(
+            ["", "  ", "a\nb", "\x85", "x" * (t.max_length + 1)]
+        ).map(lambda v: (v, ""))
     if isinstance(t, Uuid):
         return wrong_kind | st.sampled_from(["x", "1234"]).map(lambda v: (v, "UUID"))
     if isinstance(t, Choice):
