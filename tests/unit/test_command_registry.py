@@ -306,6 +306,41 @@ def test_every_request_body_is_the_declaration(openapi: dict[str, Any]) -> None:
     )
 
 
+# A value the API's schema lets through today, for each kind of drift in API_LAXER.
+LAX_SAMPLES: dict[str, Any] = {
+    "enumeration": "anything-at-all",
+    "date-time format": "next tuesday",
+    "slug pattern": "Not a slug/really",
+    "typed items": [{"kind": "vote", "text": "Carried", "owner": "Quill Marrowby"}],
+    "at least 1 item": [],
+}
+
+
+def _field_schema(doc: dict[str, Any], c: Any, name: str) -> dict[str, Any]:
+    operation = doc["paths"][c.path][c.method.lower()]
+    body = _resolve(doc, operation["requestBody"]["content"]["application/json"]["schema"])
+    return _resolve(doc, body["properties"][name])
+
+
+def test_where_the_api_is_laxer_the_declaration_refuses(openapi: dict[str, Any]) -> None:
+    """Each drift, shown: the API's schema admits the sample, the declaration refuses it
+    naming the field (``POST /meetings`` with ``"starts_at": "next tuesday"``, say)."""
+    for name, field_name, what in sorted(API_LAXER):
+        c = COMMANDS[name]
+        sample = LAX_SAMPLES[what]
+        schema = _field_schema(openapi, c, field_name)
+        if isinstance(sample, str):
+            assert schema["type"] == "string", (name, field_name)
+            assert not {"enum", "pattern", "format"} & set(schema), (name, field_name)
+            assert len(sample) <= schema.get("maxLength", len(sample)), (name, field_name)
+        else:
+            assert schema["type"] == "array", (name, field_name)
+            assert schema.get("minItems", 0) <= len(sample), (name, field_name)
+        with pytest.raises(FieldError) as caught:
+            c.field(field_name).check(field_name, sample)
+        assert caught.value.field.startswith(field_name), (name, field_name)
+
+
 def test_the_roles_are_the_authorisation_matrix() -> None:
     from tests.api.test_writes import WRITES
 
