@@ -595,8 +595,11 @@
   }
 
   /* Record `id`'s checked entries up to the page's position, with versions 1..n all there. */
+  var RECORD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
   async function loadRecord(ctx, id) {
     if (ctx.records[id]) return ctx.records[id];
+    if (!RECORD_ID.test(id)) fail("the page names a record “" + shorten(id) + "”, which is not a record id of this log");
     ctx.progress("Fetching the entries of record " + id + "…");
     var answers = await recordAnswers(ctx, id);
     var entries = [];
