@@ -9,12 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from api.routes.exports import REGISTERS, export_records
+from ledger import events as ev
+from ledger.aggregates import Organisation
 from ledger.application import LedgerApplication
 from ledger.demo import DemoSummary
 from tests.api.test_public_api import PROBLEM_JSON, TestClient, demo_api, log_entries, wait_for
@@ -186,12 +189,21 @@ def test_ndjson_matches_the_json_api(api: tuple[Store, DemoSummary, TestClient])
 
 def test_formula_cells_are_neutralised(api: tuple[Store, DemoSummary, TestClient]) -> None:
     """A text cell starting with =, +, -, @, tab or CR gets a leading quote in CSV; NDJSON
-    and the JSON API keep the text as recorded."""
+    and the JSON API keep the text as recorded. Names with a tab or CR are refused today
+    (ledger.text), so they are written as a log from before that rule may hold them."""
     store, _, client = api
     app = LedgerApplication(store.settings)
     try:
         for name in FORMULAS + HARMLESS:
-            last = app.register_organisation(name=name, org_kind="business", actor=OFFICIAL)
+            record = Organisation._create(
+                ev.OrganisationRegistered,
+                id=uuid.uuid4(),
+                actor=OFFICIAL.as_entry(),
+                timestamp=app.clock(),
+                name=name,
+                org_kind="business",
+            )
+            last = app._commit(record)
     finally:
         app.close()
     wait_for(client, last.index)
