@@ -138,7 +138,7 @@ ACCESS: dict[tuple[str, str], str] = {
         "GET /web/publications",
         "GET /web/publications/{publication_id}",
         "GET /web/search",
-        "GET /web/strands/{process_id}/{strand_id}",
+        "GET /web/strands/{process_id}/{strand_id:path}",
         "GET /web/{rest:path}",
         "GET /workspace/static/{name}",
         "GET /metrics",
