@@ -21,7 +21,14 @@ from api.errors import ProblemError
 from ledger.proofs import TILE_WIDTH, ProofBuilder
 from ledger.storage import LogReader
 
-__all__ = ["ConsistencyOut", "EntryOut", "InclusionOut", "SubjectEntriesOut", "router"]
+__all__ = [
+    "ConsistencyOut",
+    "EntryOut",
+    "InclusionOut",
+    "SubjectEntriesOut",
+    "SubjectEntryOut",
+    "router",
+]
 
 router = APIRouter(tags=["log"])
 
