@@ -70,6 +70,7 @@ class DamageKind(StrEnum):
     IDEMPOTENCY_MISMATCH = "idempotency row does not match its entry"
     EMBARGO_SALT_MISMATCH = "embargo salt does not open its commitment"
     ATTENDANCE_SALT_MISMATCH = "attendance salt does not open its commitment"
+    IMPORT_MISMATCH = "import progress row does not match its entries"
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from ledger.storage.base import (
     DOCUMENTS_TABLE,
     EMBARGO_SALTS_TABLE,
     IDEMPOTENCY_TABLE,
+    IMPORTS_TABLE,
     REVOCATIONS_TABLE,
     TOKENS_TABLE,
 )
@@ -316,6 +317,41 @@ def _check_idempotency(
     report.checked.append(IDEMPOTENCY_TABLE)
 
 
+def _check_imports(side: BesideReader, report: BesideReport) -> None:
+    """Each committed batch of a bulk import left a row naming its last entry and tree size
+    (a resumed import starts after its lines): the entry must be the last of the
+    transaction of that size, and the lines must have grown by at least its entries (blank
+    lines record nothing)."""
+    before: dict[str, int] = {}  # lines done by the import's previous batch, per import
+    for chunk in side.rows(IMPORTS_TABLE, ("name", "lines", "idx", "tree_size"), ("name", "lines")):
+        indexes = [int(row[2]) for row in chunk]
+        present = side.entries_at(indexes)
+        sealing = side.sealing_sizes(indexes)
+        starts = side.batch_starts(indexes)
+        for name, lines, idx, tree_size in chunk:
+            where = f"name={name!r}, lines={lines}"
+            done = before.get(str(name), 0)
+            before[str(name)] = int(lines)
+            detail = None
+            if int(idx) not in present:
+                detail = f"it names entry {idx}, which does not exist"
+            elif sealing.get(int(idx)) != int(tree_size) or int(tree_size) != int(idx) + 1:
+                detail = (
+                    f"entry {idx} is not the last of a transaction of tree size {tree_size} "
+                    f"(its transaction made size {sealing.get(int(idx))})"
+                )
+            elif int(lines) - done < int(tree_size) - starts[int(idx)]:
+                detail = (
+                    f"{int(tree_size) - starts[int(idx)]} entries were recorded by this batch "
+                    f"but the lines grew by {int(lines) - done}: a resumed import would record "
+                    "lines again"
+                )
+            if detail is not None:
+                report.add(Finding(DamageKind.IMPORT_MISMATCH, IMPORTS_TABLE, where, detail,
+                                   int(idx)))  # fmt: skip
+    report.checked.append(IMPORTS_TABLE)
+
+
 def _check_embargo_salts(side: BesideReader, report: BesideReport) -> None:
     columns = ("publication_id", "salt", "sha256", "idx")
     for chunk in side.rows(EMBARGO_SALTS_TABLE, columns, ("idx", "publication_id")):
@@ -462,6 +498,7 @@ def _verify_side(reader: LogReader, progress: Callable[[str], None] | None) -> B
         ("idempotency keys", lambda: _check_idempotency(side, report, tokens)),
         ("embargo salts", lambda: _check_embargo_salts(side, report)),
         ("attendance salts", lambda: _check_attendance_salts(side, report)),
+        ("bulk imports", lambda: _check_imports(side, report)),
     ]
     for name, check in steps:
         if progress is not None:

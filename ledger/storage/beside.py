@@ -193,6 +193,18 @@ class BesideReader:
         ).fetchall()
         return {int(i): int(size) for i, size in rows if size is not None}
 
+    def batch_starts(self, indexes: Sequence[int]) -> dict[int, int]:
+        """For each of ``indexes``: the size of the last checkpoint at or before it, i.e. the
+        index of the first entry of the transaction that committed it (0 if none)."""
+        found: dict[int, int] = {}
+        for index in sorted(set(indexes)):
+            row = self._conn.execute(
+                self._sql(f"SELECT MAX(size) FROM {self._t(CHECKPOINTS_TABLE)} WHERE size <= ?"),
+                (index,),
+            ).fetchone()
+            found[index] = 0 if row is None or row[0] is None else int(row[0])
+        return found
+
     def sealing_size(self, index: int) -> int | None:
         """The size of the first checkpoint past ``index``: the tree of the transaction that
         committed that entry (every write transaction stores one)."""

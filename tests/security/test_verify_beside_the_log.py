@@ -496,3 +496,38 @@ def test_any_single_cell_changed_in_any_read_model_table_is_found(recorded: Reco
     reported at that view and table, and nothing else is."""
     _any_single_cell(recorded)
     assert check_read_models(recorded.store.settings).ok
+
+
+def test_import_progress_moved_back_is_found(store: Store, tmp_path: Path) -> None:
+    """A bulk import's progress rows: lines moved back (a resumed import would record those
+    lines again) or a row pointed at another entry are found; blank lines are no damage."""
+    LedgerApplication(store.settings).close()  # the schema
+    commands = tmp_path / "orgs.ndjson"
+    lines = []
+    for n in range(7):
+        args = {"id": str(uuid.uuid4()), "name": f"Imported Group {n}", "org_kind": "academic"}
+        lines.append(json.dumps({"command": "register_organisation", "args": args}))
+        if n == 3:
+            lines.append("")  # a blank line records nothing
+    commands.write_text("\n".join(lines) + "\n")
+    imported = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "import", str(commands), "--actor", "clerk",
+         "--org", "cabinet-office", "--batch-size", "3"],
+        cwd=ROOT, env=store.env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    status, report, _ = verify(store)
+    assert status == 0, report
+    assert "ledger_imports" in report["beside"]["checked"]
+
+    conn = store.connect()
+    try:
+        conn.execute("UPDATE ledger_imports SET lines = 7 WHERE lines = 8")
+    finally:
+        conn.close()
+    status, report, _ = verify(store)
+    assert status == 1, report
+    damage = _found(report, "import progress row does not match its entries", None,
+                    "ledger_imports")  # fmt: skip
+    assert "would record lines again" in damage["detail"]
+    assert damage["index"] == 6
