@@ -36,6 +36,7 @@ __all__ = [
     "refuse_revoked_writers",
     "seal",
     "side_rows",
+    "writing_tokens",
 ]
 
 KEY_ROTATED = "log.key_rotated"
@@ -200,6 +201,11 @@ def grouped_side_rows(
     return [(table, columns, rows) for (table, columns), rows in groups.items()]
 
 
+def writing_tokens(kwargs: dict[str, Any]) -> list[str]:
+    """The ids of the tokens whose writes are in the batch (``TOKEN_CHECK`` rows), sorted."""
+    return sorted({str(r.values["token_id"]) for r in side_rows(kwargs) if r.table == TOKEN_CHECK})
+
+
 def refuse_revoked_writers(
     kwargs: dict[str, Any],
     stored_events: Sequence[StoredEvent],
@@ -216,7 +222,7 @@ def refuse_revoked_writers(
               if r.table == TOKEN_CHECK]  # fmt: skip
     if not checks:
         return
-    committed = revoked(sorted({token_id for _, token_id in checks}))
+    committed = revoked(writing_tokens(kwargs))
     for position, token_id in checks:
         if token_id in committed:
             raise TokenRevokedError(token_id, committed[token_id])

@@ -34,6 +34,7 @@ from ledger.sequencer import (
     hand_over,
     refuse_revoked_writers,
     seal,
+    writing_tokens,
 )
 from ledger.storage.base import (
     CHECKPOINTS_TABLE,
@@ -131,6 +132,25 @@ def _schema_statements(schema: str) -> list[Composed]:
     ]
 
 
+def _revocations(
+    curs: psycopg.Cursor[DictRow],
+    own: Sequence[int],
+    query: Composed | None = None,
+    token_ids: list[str] | None = None,
+) -> dict[str, int | None]:
+    """The writing tokens a committed transaction revoked (by its event row, or its
+    revocation row): token id → the revocation entry's index, if it has one. Runs
+    ``query`` first if given; revocation events of this batch (``own``) do not count."""
+    if query is not None:
+        curs.execute(query, (token_ids, token_ids))
+    mine = set(own)
+    found: dict[str, int | None] = {}
+    for row in curs.fetchall():
+        if row["own"] is None or row["own"] not in mine:
+            found.setdefault(str(row["token_id"]), row["idx"])
+    return found
+
+
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     """Inserts event rows and sequences their entries in one transaction."""
 
@@ -170,10 +190,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "UPDATE {s}.{t} SET size = %s, head_hash = %s, edge = %s, key_id = %s WHERE id = 1"
         ).format(s=schema, t=Identifier(HEAD_TABLE))
         self._select_revoked = SQL(
-            "SELECT s.originator_id::text, e.idx FROM {s}.{v} s LEFT JOIN {s}.{e} e "
-            "ON e.event_id = s.notification_id WHERE s.topic = {topic} "
-            "AND s.originator_id = ANY(%s::uuid[]) AND NOT s.notification_id = ANY(%s) "
-            "UNION ALL SELECT token_id, idx FROM {s}.{r} WHERE token_id = ANY(%s)"
+            "SELECT s.originator_id::text AS token_id, e.idx AS idx, s.notification_id AS own "
+            "FROM {s}.{v} s LEFT JOIN {s}.{e} e ON e.event_id = s.notification_id "
+            "WHERE s.topic = {topic} AND s.originator_id = ANY(%s::uuid[]) "
+            "UNION ALL SELECT token_id, idx, NULL FROM {s}.{r} WHERE token_id = ANY(%s)"
         ).format(
             s=schema,
             v=Identifier(events_table_name),
@@ -204,9 +224,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             conn.pipeline() as pipeline,
             conn.cursor() as curs,
             conn.cursor() as head_cursor,
+            conn.cursor() as check_cursor,
         ):
             # eventsourcing's: "LOCK TABLE ledger_events IN EXCLUSIVE MODE", NOTIFY, INSERT.
             self._insert_stored_events(curs, stored_events, **kwargs)
+            # Queued behind the lock too (no round trip of its own): the writing tokens'
+            # revocations, checked below before anything is sealed.
+            writers = writing_tokens(kwargs)
+            if writers:
+                check_cursor.execute(self._select_revoked, (writers, writers))
             # Sequence. The head read is queued behind the lock, in the same round trip.
             # Every other writer, on any host, now waits for our COMMIT or ROLLBACK before
             # it can insert, so this is the latest committed head, and the dense index
@@ -221,7 +247,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             # Still under the lock: a writing token revoked by a committed transaction (or
             # earlier in this batch) writes nothing; raising rolls the transaction back.
             refuse_revoked_writers(
-                kwargs, stored_events, lambda ids: self._revoked(head_cursor, ids, event_ids)
+                kwargs, stored_events, lambda _: _revocations(check_cursor, event_ids)
             )
             sealed = seal(stored_head, stored_events, event_ids, self.publisher)
             self._write_sealed(curs, sealed)
@@ -263,25 +289,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                         )
                     )
             refuse_revoked_writers(
-                kwargs, stored_events, lambda ids: self._revoked(curs, ids, event_ids)
+                kwargs,
+                stored_events,
+                lambda ids: _revocations(curs, event_ids, self._select_revoked, ids),
             )
             sealed = seal(stored_head, stored_events, event_ids, self.publisher)
             self._write_sealed(curs, sealed, copy=True)
             self._write_side_rows(curs, sealed, kwargs, copy=True)
         hand_over(kwargs, sealed)
         return event_ids
-
-    def _revoked(
-        self, curs: psycopg.Cursor[DictRow], token_ids: list[str], own: Sequence[int]
-    ) -> dict[str, int | None]:
-        """Which of ``token_ids`` a committed transaction revoked (by its event row, or its
-        revocation row): token id → the revocation entry's index, if it has one."""
-        curs.execute(self._select_revoked, (token_ids, list(own), token_ids))
-        found: dict[str, int | None] = {}
-        for row in curs.fetchall():
-            token_id, index = row["originator_id"], row["idx"]
-            found.setdefault(str(token_id), index)
-        return found
 
     def _write_side_rows(
         self,
