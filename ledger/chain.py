@@ -71,6 +71,7 @@ class DamageKind(StrEnum):
     EMBARGO_SALT_MISMATCH = "embargo salt does not open its commitment"
     ATTENDANCE_SALT_MISMATCH = "attendance salt does not open its commitment"
     IMPORT_MISMATCH = "import progress row does not match its entries"
+    PERSON_KEY_MISSING = "personal data key destroyed without an erasure"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ Memory stays flat: rows and entries stream in chunks; findings are capped.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from ledger.storage.base import (
     EMBARGO_SALTS_TABLE,
     IDEMPOTENCY_TABLE,
     IMPORTS_TABLE,
+    PERSON_KEYS_TABLE,
     REVOCATIONS_TABLE,
     TOKENS_TABLE,
 )
@@ -352,6 +353,61 @@ def _check_imports(side: BesideReader, report: BesideReport) -> None:
     report.checked.append(IMPORTS_TABLE)
 
 
+_SEALING = ["meeting.held_with_people", "proposal.individual_sponsor_recorded",
+            "consultation.response_received"]  # fmt: skip
+_SEALED = frozenset({"person", "key_id", "nonce", "ciphertext"})
+
+
+def _sealed(value: Any) -> Iterator[tuple[str, str]]:
+    """(person, key id) of every sealed value (``ledger.vault``) inside ``value``."""
+    if isinstance(value, dict):
+        if value.keys() >= _SEALED:
+            yield str(value["person"]), str(value["key_id"])
+            return
+        for item in value.values():
+            yield from _sealed(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _sealed(item)
+
+
+def _check_person_keys(side: BesideReader, report: BesideReport) -> None:
+    """Every data key an entry's sealed value names is held, unless its person was erased
+    (by a ``person.erased`` entry): a key destroyed otherwise is personal data lost."""
+    erased = {
+        str(_parse(raw)["data"].get("person_id"))
+        for chunk in side.entries_of_types(["person.erased"])
+        for _, raw in chunk
+    }
+    for logged_chunk in side.entries_of_types(_SEALING):
+        named: list[tuple[int, str, str]] = []
+        for idx, raw in logged_chunk:
+            if b'"key_id"' in raw:  # most consultation responses seal nothing
+                named += [(idx, p, k) for p, k in _sealed(_parse(raw)["data"]) if p not in erased]
+        people = sorted({p for _, p, _ in named})
+        held = {
+            (str(r[0]), str(r[1]))
+            for r in side.lookup(PERSON_KEYS_TABLE, ("person_id", "key_id"), "person_id", people)
+        }
+        seen: set[tuple[str, str]] = set()
+        for idx, person, key_id in named:
+            if (person, key_id) in held or (person, key_id) in seen:
+                continue
+            seen.add((person, key_id))
+            report.add(
+                Finding(
+                    DamageKind.PERSON_KEY_MISSING,
+                    PERSON_KEYS_TABLE,
+                    f"person_id={person}, key_id={key_id}",
+                    "the data key of a value sealed in this entry is gone, and no person.erased "
+                    "entry erased the person (an insider, or an erasure that did not finish: "
+                    "run it again)",
+                    idx,
+                )
+            )
+    report.checked.append(PERSON_KEYS_TABLE)
+
+
 def _check_embargo_salts(side: BesideReader, report: BesideReport) -> None:
     columns = ("publication_id", "salt", "sha256", "idx")
     for chunk in side.rows(EMBARGO_SALTS_TABLE, columns, ("idx", "publication_id")):
@@ -499,6 +555,7 @@ def _verify_side(reader: LogReader, progress: Callable[[str], None] | None) -> B
         ("embargo salts", lambda: _check_embargo_salts(side, report)),
         ("attendance salts", lambda: _check_attendance_salts(side, report)),
         ("bulk imports", lambda: _check_imports(side, report)),
+        ("personal data keys", lambda: _check_person_keys(side, report)),
     ]
     for name, check in steps:
         if progress is not None:

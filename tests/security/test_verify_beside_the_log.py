@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from ledger.actors import Actor
 from ledger.application import LedgerApplication
 from ledger.demo import record_demo
+from ledger.keys import create_master_key_file
 from ledger.storage import open_reader
 from ledger.storage.side import SideStore
 from projections import all_views
@@ -531,3 +532,42 @@ def test_import_progress_moved_back_is_found(store: Store, tmp_path: Path) -> No
                     "ledger_imports")  # fmt: skip
     assert "would record lines again" in damage["detail"]
     assert damage["index"] == 6
+
+
+def test_a_data_key_destroyed_without_an_erasure_is_found(store: Store, tmp_path: Path) -> None:
+    """Deleting a person's data key with SQL silently erases what the log holds sealed for
+    them; an erasure by the ledger (with its ``person.erased`` entry) is no damage."""
+    master = tmp_path / "master.key"
+    create_master_key_file(master)
+    settings = store.settings.model_copy(update={"master_key_file": master})
+    app = LedgerApplication(settings)
+    try:
+        process = app.start_process(title="People", summary="Sealed", actor=ADMIN).subject_id
+        org = app.register_organisation(name="Fictional Forum", org_kind="academic",
+                                        actor=ADMIN).subject_id  # fmt: skip
+        kept, gone = str(uuid.uuid4()), str(uuid.uuid4())
+        for person, name in ((kept, "Avery Fictional"), (gone, "Blake Imaginary")):
+            meeting = app.schedule_meeting(process_id=process, title=f"Meeting of {name}",
+                                           starts_at="2015-03-01T10:00:00Z", convenor_org=org,
+                                           actor=ADMIN).subject_id  # fmt: skip
+            app.record_meeting_held(meeting, attending_orgs=[org], held_at="2015-03-01T10:00:00Z",
+                                    attending_people=[{"person_id": person, "name": name}],
+                                    actor=ADMIN)  # fmt: skip
+        app.erase_person(kept, legal_basis="UK GDPR Art. 17", authorised_by="dpo", actor=ADMIN)
+    finally:
+        app.close()
+    status, report, _ = verify(store)
+    assert status == 0, report
+    assert "ledger_person_keys" in report["beside"]["checked"]
+
+    conn = store.connect()
+    try:
+        conn.execute(store.q("DELETE FROM ledger_person_keys WHERE person_id = ?"), (gone,))
+    finally:
+        conn.close()
+    status, report, _ = verify(store)
+    assert status == 1, report
+    damage = _found(report, "personal data key destroyed without an erasure", None,
+                    "ledger_person_keys")  # fmt: skip
+    assert gone in damage["row"]
+    assert kept not in json.dumps(report["beside"])
