@@ -379,11 +379,11 @@ def _check_person_keys(side: BesideReader, report: BesideReport) -> None:
         for chunk in side.entries_of_types(["person.erased"])
         for _, raw in chunk
     }
-    for logged_chunk in side.entries_of_types(_SEALING):
+    # Most consultation responses seal nothing: only entries naming a key are read.
+    for logged_chunk in side.entries_of_types(_SEALING, containing=b'"key_id"'):
         named: list[tuple[int, str, str]] = []
         for idx, raw in logged_chunk:
-            if b'"key_id"' in raw:  # most consultation responses seal nothing
-                named += [(idx, p, k) for p, k in _sealed(_parse(raw)["data"]) if p not in erased]
+            named += [(idx, p, k) for p, k in _sealed(_parse(raw)["data"]) if p not in erased]
         people = sorted({p for _, p, _ in named})
         held = {
             (str(r[0]), str(r[1]))

@@ -115,20 +115,30 @@ class BesideReader:
         rows = self.lookup(ENTRIES_TABLE, ("idx", "entry"), "idx", sorted(set(indexes)))
         return {int(idx): bytes(entry) for idx, entry in rows}
 
-    def entries_of_types(self, types: Sequence[str]) -> Iterator[list[tuple[int, bytes]]]:
-        """(index, bytes) of every entry whose event row has one of ``types``, by index, in
-        chunks. (``ledger verify`` has checked each event row's topic against its entry.)"""
+    def entries_of_types(
+        self, types: Sequence[str], *, containing: bytes | None = None
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        """(index, bytes) of every entry whose event row has one of ``types`` (and whose
+        bytes contain ``containing``), by index, in chunks. (``ledger verify`` has checked
+        each event row's topic against its entry.)"""
         key = "notification_id" if self._pg else "rowid"
         marks = ", ".join("?" * len(types))
+        having: tuple[Any, ...] = ()
+        filtered = ""
+        if containing is not None:
+            filtered = (
+                "AND position(? IN e.entry) > 0 " if self._pg else "AND instr(e.entry, ?) > 0 "
+            )
+            having = (containing,)
         after = -1
         while True:
             rows = self._conn.execute(
                 self._sql(
                     f"SELECT e.idx, e.entry FROM {self._t(ENTRIES_TABLE)} e "
                     f"JOIN {self._t(EVENTS_TABLE)} s ON s.{key} = e.event_id "
-                    f"WHERE s.topic IN ({marks}) AND e.idx > ? ORDER BY e.idx LIMIT ?"
+                    f"WHERE s.topic IN ({marks}) {filtered}AND e.idx > ? ORDER BY e.idx LIMIT ?"
                 ),
-                (*types, after, _CHUNK),
+                (*types, *having, after, _CHUNK),
             ).fetchall()
             if not rows:
                 return
