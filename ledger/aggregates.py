@@ -655,6 +655,7 @@ class Proposal(LedgerAggregate):
         self.amendments[event.amendment_id] = {
             "base_version": event.base_version,
             "changes": event.changes,
+            "meeting_id": event.meeting_id,  # where it was raised (the attribution rule)
             "decision": None,
             "incorporated_in": None,
         }

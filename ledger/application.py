@@ -1510,6 +1510,8 @@ class LedgerApplication(Application[UUID]):
         if not found:
             raise NotFoundError(f"there is no entry {corrects_index} to correct")
         corrected = parse_entry(found[0])
+        if isinstance(correction, dict):
+            self._refuse_corrected_attribution(corrected, correction)
         correction_record = Correction.record(
             corrects_index=corrects_index,
             corrects_type=corrected["type"],
@@ -1520,6 +1522,98 @@ class LedgerApplication(Application[UUID]):
             id=self._id(id),
         )
         return self._commit(correction_record)
+
+    def _meeting_or_none(self, meeting_id: Any) -> Meeting | None:
+        if not isinstance(meeting_id, str):
+            return None
+        try:
+            return self._get(Meeting, meeting_id)
+        except NotFoundError:
+            return None
+
+    def _linked_meetings(self, entry: dict[str, Any]) -> list[Meeting]:
+        """The meetings an entry is linked to by the attribution rule: its data's meeting_id;
+        a decision's amendment's meeting; an outcome's meeting."""
+        data = entry.get("data")
+        data = data if isinstance(data, dict) else {}
+        subject = entry.get("subject")
+        subject_id = subject.get("id") if isinstance(subject, dict) else None
+        ids: list[Any] = [data.get("meeting_id")]
+        if entry.get("type") == "meeting.outcome_recorded":
+            ids.append(subject_id)
+        elif entry.get("type") == "proposal.amendment_decided" and isinstance(subject_id, str):
+            try:
+                proposal = self._get(Proposal, subject_id)
+            except NotFoundError:
+                proposal = None
+            amendments = proposal.amendments if proposal is not None else {}
+            amendment = amendments.get(str(data.get("amendment_id")))
+            if amendment is not None:
+                ids.append(amendment.get("meeting_id"))
+        return [m for m in map(self._meeting_or_none, ids) if m is not None]
+
+    def _is_organisation(self, value: str) -> bool:
+        try:
+            UUID(value)
+            self._get(Organisation, value)
+        except (ValueError, NotFoundError):
+            return False
+        return True
+
+    def _naming(self, path: str, key: str, value: Any) -> tuple[str, Any] | None:
+        """The first (path, value) in ``value`` that names an organisation: a non-empty
+        attributing field (:data:`ATTRIBUTING_FIELDS`) or a registered organisation's id."""
+        if key in ATTRIBUTING_FIELDS and value not in (None, "", [], {}):
+            return path, value
+        if isinstance(value, str):
+            return (path, value) if self._is_organisation(value) else None
+        items: Iterable[tuple[str, str, Any]] = ()
+        if isinstance(value, dict):
+            for k in value:
+                if isinstance(k, str) and self._is_organisation(k):
+                    return f"{path}.{k}", k
+            items = ((f"{path}.{k}", str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            items = ((f"{path}[{i}]", key, v) for i, v in enumerate(value))
+        for inner_path, inner_key, inner in items:
+            found = self._naming(inner_path, inner_key, inner)
+            if found is not None:
+                return found
+        return None
+
+    def _refuse_corrected_attribution(
+        self, entry: dict[str, Any], correction: dict[str, Any]
+    ) -> None:
+        """The attribution rule for corrections. A correction of an entry linked to a meeting
+        that attributes no one (or one that links it to such a meeting) names no
+        organisation; one that links an entry to such a meeting is refused while the entry,
+        as corrected, still names one. Clearing a name (null, []) is allowed."""
+        moved = self._meeting_or_none(correction.get("meeting_id"))
+        linked = [*self._linked_meetings(entry), *([moved] if moved is not None else [])]
+        closed = next((m for m in linked if not m.attributes), None)
+        if closed is None:
+            return
+        found = self._naming("correction", "correction", correction)
+        if found is not None:
+            self._refuse_attribution(
+                closed,
+                found[0],
+                [found[1]],
+                "a correction there may clear a name (null or []) but not add or change one",
+            )
+        if moved is None or moved.attributes:
+            return
+        data = entry.get("data")
+        kept = {**(data if isinstance(data, dict) else {}), **correction}
+        kept.pop("meeting_id", None)
+        if self._naming("data", "data", kept) is not None:
+            self._refuse_attribution(
+                moved,
+                "correction.meeting_id",
+                [True],
+                "the entry names an organisation, so it cannot be moved to that meeting "
+                "(clear the names in the same correction, with null or [])",
+            )
 
     # officials' API tokens -------------------------------------------------------------------
 
@@ -1605,6 +1699,10 @@ class LedgerApplication(Application[UUID]):
     def get_publication(self, publication_id: str) -> Publication:
         return self._get(Publication, publication_id)
 
+
+ATTRIBUTING_FIELDS = frozenset({"sponsor_org", "proposer_org", "dissenting_orgs", "orgs"})
+"""Fields that attribute something to organisations; a correction of an entry linked to a
+meeting that attributes no one may not give them a value (nor name an organisation's id)."""
 
 _PERSON_FIELDS = frozenset({"person_id", "name", "role", "org"})
 

@@ -6,20 +6,26 @@ also for older logs that did name organisations there.
 
 from __future__ import annotations
 
+import html
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from ledger.aggregates import Meeting, Proposal
 from ledger.application import LedgerApplication
+from ledger.storage import LogReader
 from tests.api.test_writes import SETUP, Api, check_receipt, open_api, poll, problem
 from tests.conftest import Store
 from tests.helpers import record_as_before
 from tests.integration.test_cli import assert_one_line, ledger
+from tests.workspace.conftest import csrf_of
 
 CONFIDENTIAL = ("non_attributed", "chatham_house", "private")
 WORDS = {
@@ -337,3 +343,160 @@ def test_older_attributions_at_confidential_meetings_replay_verify_and_are_not_s
     assert verified.returncode == 0, verified.stderr
     rebuilt = ledger(store.env(), "projections", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
+
+
+@dataclass
+class Corrected:
+    """Entries a correction may point at, around a meeting that attributes no one."""
+
+    tabled: int  # proposal.tabled, on record, naming its sponsor
+    raised: int  # A1 raised unattributed at the meeting
+    decided: int  # A1 decided with no meeting of its own (linked by the amendment's)
+    outcome: int  # the meeting's outcome, naming no one
+    attributed: int  # A2 proposed by an organisation at the on-record meeting
+
+
+def _corrected(app: LedgerApplication, w: World) -> Corrected:
+    def log(reader: LogReader) -> list[bytes]:
+        head = reader.head()
+        assert head is not None
+        return reader.entries(0, head.size)
+
+    tabled = next(i for i, e in enumerate(app._read(log)) if b'"proposal.tabled"' in e)
+    raised = app.propose_amendment(
+        w.proposal, base_version=1, changes=CHANGE, meeting_id=w.meeting, actor=SETUP
+    ).index
+    decided = app.decide_amendment(
+        w.proposal, amendment_id="A1", decision="agreed", consensus="banked", actor=SETUP
+    ).index
+    outcome = app.record_meeting_outcome(
+        w.meeting, items=[{"kind": "action", "text": "Write it up."}], actor=SETUP
+    ).index
+    attributed = app.propose_amendment(
+        w.proposal,
+        base_version=1,
+        changes=CHANGE,
+        proposer_org=w.orgs[1],
+        meeting_id=w.on_record,
+        actor=SETUP,
+    ).index
+    return Corrected(tabled, raised, decided, outcome, attributed)
+
+
+def _refused_corrections(w: World, c: Corrected) -> list[tuple[int, dict[str, Any], str]]:
+    """(entry corrected, correction, the field the refusal names)."""
+    return [
+        (c.raised, {"proposer_org": w.orgs[1]}, "correction.proposer_org"),
+        (c.raised, {"rationale": w.orgs[0]}, "correction.rationale"),
+        (c.decided, {"dissenting_orgs": [w.orgs[0]]}, "correction.dissenting_orgs"),
+        (
+            c.outcome,
+            {"items": [{"kind": "action", "text": "Write it up.", "orgs": [w.orgs[0]]}]},
+            "correction.items[0].orgs",
+        ),
+        (c.attributed, {"meeting_id": w.meeting}, "correction.meeting_id"),
+        (c.tabled, {"meeting_id": w.meeting}, "correction.meeting_id"),
+        (
+            c.attributed,
+            {"meeting_id": w.meeting, "proposer_org": w.orgs[0]},
+            "correction.proposer_org",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["chatham_house", "private"])
+def test_corrections_keep_the_attribution_rule_over_http_and_in_the_workspace(
+    store: Store, mode: str
+) -> None:
+    """A correction that names an organisation in an entry linked to a meeting that
+    attributes no one (a proposer, a dissenter of an amendment raised there, an outcome's
+    orgs, an organisation's id in any field), or that moves an entry naming one to such a
+    meeting, is refused with 422 naming the field, over HTTP and from the workspace form;
+    nothing is recorded. Corrections that name no one, or that clear the name while
+    moving the entry there, are recorded."""
+    with open_api(store) as api:
+        w = _world(api.ledger, mode)
+        c = _corrected(api.ledger, w)
+        admin = api.officials["admin"]
+        size = api.size()
+        for index, correction, field in _refused_corrections(w, c):
+            body = {"corrects_index": index, "reason": "Fix it.", "correction": correction}
+            found = problem(api.post("/corrections", admin, body), 422)
+            assert found["field"] == field, (correction, found)
+            assert found["detail"].startswith(f"{field}: meeting {w.meeting}"), found
+            assert "may name an organisation" in found["detail"], found
+            assert mode != "chatham_house" or "Chatham House Rule" in found["detail"], found
+        assert api.size() == size
+
+        with TestClient(create_app(store.settings), base_url="https://testserver") as web:
+            form = web.get("/workspace/sign-in")
+            signed = web.post(
+                "/workspace/sign-in",
+                data={"token": admin.token, "csrf": csrf_of(form.text)},
+                follow_redirects=False,
+            )
+            assert signed.status_code == 303, signed.text
+            csrf = csrf_of(web.get("/workspace").text)
+            for index, correction, field in _refused_corrections(w, c)[:3]:
+                answer = web.post(
+                    "/workspace/forms/record-correction",
+                    data={
+                        "csrf": csrf,
+                        "corrects_index": str(index),
+                        "reason": "Fix it.",
+                        "correction": json.dumps(correction),
+                    },
+                )
+                assert answer.status_code == 422, answer.text
+                assert f"{field}: meeting {w.meeting}" in html.unescape(answer.text)
+        assert api.size() == size
+
+        for index, correction in (
+            (c.raised, {"rationale": "Raised by a member in the room."}),
+            (c.decided, {"dissenting_orgs": [], "note": "One member dissented."}),
+            (c.attributed, {"meeting_id": w.meeting, "proposer_org": None}),
+            (c.attributed, {"rationale": "As proposed by the cooperative."}),
+        ):
+            body = {"corrects_index": index, "reason": "Fix it.", "correction": correction}
+            receipt = check_receipt(api, api.post("/corrections", admin, body), admin, status=201)
+            assert json.loads(receipt["entry"])["data"]["correction"] == correction
+        assert api.size() == size + 4
+    assert ledger(store.env(), "verify").returncode == 0
+
+
+def test_record_and_import_refuse_corrections_that_attribute_at_a_chatham_house_meeting(
+    store: Store, tmp_path: Path
+) -> None:
+    """`ledger record` and `ledger import` refuse a correction naming a proposer, or a
+    dissenter, at a Chatham House meeting with one line naming the field; nothing is
+    recorded."""
+    app = LedgerApplication(store.settings)
+    try:
+        w = _world(app, "chatham_house")
+        c = _corrected(app, w)
+    finally:
+        app.close()
+    env = store.env()
+    size = len(ledger(env, "entries").stdout.splitlines())
+    args = {"corrects_index": c.raised, "reason": "Fix.", "correction": {"proposer_org": w.orgs[1]}}
+    who = ["--actor", "clerk", "--role", "admin", "--org", w.orgs[0]]
+    refused = ledger(
+        env, "record", "record_correction", *who, "--json", orjson.dumps(args).decode()
+    )
+    assert refused.returncode == 1, refused
+    assert_one_line(refused.stderr)
+    assert "correction.proposer_org: " in refused.stderr
+    assert "Chatham House Rule" in refused.stderr
+    lines = tmp_path / "corrections.ndjson"
+    decided = {
+        "corrects_index": c.decided,
+        "reason": "Fix.",
+        "correction": {"dissenting_orgs": [w.orgs[0]]},
+    }
+    lines.write_bytes(orjson.dumps({"command": "record_correction", "args": decided}) + b"\n")
+    imported = ledger(env, "import", str(lines), *who)
+    assert imported.returncode != 0, imported
+    assert_one_line(imported.stderr)
+    assert "correction.dissenting_orgs: " in imported.stderr, imported.stderr
+    assert len(ledger(env, "entries").stdout.splitlines()) == size
+    assert ledger(env, "verify").returncode == 0
