@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -36,7 +37,7 @@ from ledger.errors import ConcurrentWriteError, NotFoundError
 from ledger.storage.side import IdempotentWrite, SideStore
 from ledger.tokens import TokenRevokedError
 
-__all__ = ["Command", "receipt_response", "run_write"]
+__all__ = ["Command", "receipt_response", "run_write", "token_checked"]
 
 Command = Callable[[LedgerApplication, Actor, int | None], Receipt]
 
@@ -178,6 +179,22 @@ def _refuse_replay(principal: Principal, key: str, earlier: IdempotentWrite, why
     )
 
 
+@contextmanager
+def token_checked(app: LedgerApplication, principal: Principal) -> Iterator[None]:
+    """Writes inside are refused with 401 "Token revoked" (nothing written) if the token's
+    revocation committed before their transaction took the store's write lock."""
+    try:
+        with app.writing_token(principal.token_id):
+            yield
+    except TokenRevokedError as exc:
+        raise ProblemError(
+            401,
+            "Token revoked",
+            f"{exc} (the revocation was committed before this write)",
+            headers={"WWW-Authenticate": 'Bearer realm="open-policy-ledger"'},
+        ) from None
+
+
 def run_write(
     request: Request,
     principal: Principal,
@@ -232,19 +249,12 @@ def run_write(
             return answer
     for attempt in range(_RETRIES):
         try:
-            with app.writing_token(principal.token_id):
+            with token_checked(app, principal):
                 if key is not None:
                     with app.idempotent(principal.token_id, key, fingerprint):
                         receipt = command(app, principal.actor, expected)
                 else:
                     receipt = command(app, principal.actor, expected)
-        except TokenRevokedError as exc:
-            raise ProblemError(
-                401,
-                "Token revoked",
-                f"{exc} (the revocation was committed before this write)",
-                headers={"WWW-Authenticate": 'Bearer realm="open-policy-ledger"'},
-            ) from None
         except ConcurrentWriteError:
             if key is not None:
                 answer = replay()  # the same key, retried concurrently, may have won

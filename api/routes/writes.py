@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import ADMIN, PUBLISH, RECORD, Principal, authenticate
 from api.errors import ProblemError
 from api.responses import JSONResponse
-from api.writing import receipt_response, run_write
+from api.writing import receipt_response, run_write, token_checked
 from ledger.actors import Actor
 from ledger.application import LedgerApplication
 from ledger.storage.side import SideStore
@@ -1147,9 +1147,10 @@ def correct(body: CorrectionIn, request: Request, who: Admin) -> JSONResponse:
 )
 def issue_token(body: TokenIn, request: Request, who: Admin) -> JSONResponse:
     app: LedgerApplication = request.app.state.ledger
-    receipt, token = app.issue_token(
-        principal=body.principal, org=body.org, role=body.role, note=body.note, actor=who.actor
-    )
+    with token_checked(app, who):  # the admin's token is re-checked under the write lock
+        receipt, token = app.issue_token(
+            principal=body.principal, org=body.org, role=body.role, note=body.note, actor=who.actor
+        )
     # Not idempotent by key: a replay could not show the secret again.
     return receipt_response(
         receipt, status=201, extra={"token": token, "token_id": receipt.subject_id}

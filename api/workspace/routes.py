@@ -45,6 +45,7 @@ from ledger.errors import (
     StorageError,
 )
 from ledger.storage.side import SideStore
+from ledger.tokens import TokenRevokedError
 from projections.runner import ViewTimeoutError
 
 __all__ = ["Outcome", "guarded", "router"]
@@ -440,7 +441,14 @@ def _post(request: Request, slug: str, values: Values) -> Response:
             )
             outcome.status = 429
             return _render_form(ctx, spec, outcome)
-        receipt = spec.run(ctx)
+        # Like the API's writes: the token is re-checked under the store's write lock, so a
+        # form in flight when its token's revocation commits writes nothing.
+        with ws.app.writing_token(who.principal.token_id):
+            receipt = spec.run(ctx)
+    except TokenRevokedError as exc:
+        raise Refused(
+            401, "Your token was revoked", f"{exc}. Sign in again with a valid token."
+        ) from None
     except FormError as exc:
         outcome.errors.append((exc.field, str(exc)))
         outcome.status = 422
