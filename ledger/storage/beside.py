@@ -130,21 +130,24 @@ class BesideReader:
                 "AND position(? IN e.entry) > 0 " if self._pg else "AND instr(e.entry, ?) > 0 "
             )
             having = (containing,)
-        after = -1
-        while True:
-            rows = self._conn.execute(
-                self._sql(
-                    f"SELECT e.idx, e.entry FROM {self._t(ENTRIES_TABLE)} e "
-                    f"JOIN {self._t(EVENTS_TABLE)} s ON s.{key} = e.event_id "
-                    f"WHERE s.topic IN ({marks}) {filtered}AND e.idx > ? ORDER BY e.idx LIMIT ?"
-                ),
-                (*types, *having, after, _CHUNK),
-            ).fetchall()
-            if not rows:
-                return
-            chunk = [(int(idx), bytes(entry)) for idx, entry in rows]
-            yield chunk
-            after = chunk[-1][0]
+        # One query, streamed (a server-side cursor on PostgreSQL): the event rows have no
+        # index by topic, so paging by index would scan them once per page.
+        query = self._sql(
+            f"SELECT e.idx, e.entry FROM {self._t(ENTRIES_TABLE)} e "
+            f"JOIN {self._t(EVENTS_TABLE)} s ON s.{key} = e.event_id "
+            f"WHERE s.topic IN ({marks}) {filtered}ORDER BY e.idx"
+        )
+        params = (*types, *having)
+        if self._pg:
+            with self._conn.cursor(name="ledger_beside") as cursor:
+                cursor.itersize = _CHUNK
+                cursor.execute(query, params)
+                while rows := cursor.fetchmany(_CHUNK):
+                    yield [(int(idx), bytes(entry)) for idx, entry in rows]
+            return
+        cursor = self._conn.execute(query, params)
+        while rows := cursor.fetchmany(_CHUNK):
+            yield [(int(idx), bytes(entry)) for idx, entry in rows]
 
     def documents(self) -> Iterator[tuple[str, int, str, int]]:
         """(name, recorded size, SHA-256 of the stored bytes, their length) of every stored
