@@ -48,7 +48,10 @@ def test_browse_home_strand_proposal_and_verify(site: Site, page: Any) -> None:
     result = verify(page)
     assert VERIFIED.match(result), result
     history = site.json(f"/proposals/{gateway['id']}/history")["items"]
-    assert f"This proposal's versions 1 to {len(history)} are all there" in result
+    assert (
+        f"list of this proposal's entries runs from version 1 to {len(history)} with no gap"
+        in result
+    )
     assert "ledger.test.example/open-policy (key " in result
     assert f"checkpoint size {site.last + 1}" in result
     assert "facts shown on this page follow from them" in result

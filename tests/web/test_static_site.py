@@ -356,7 +356,10 @@ def test_mirror_in_a_browser_under_a_sub_path(sqlite_mirror: Mirror, page: Any) 
         result = _verify(page)
         assert VERIFIED.match(result), result
         history = site.json(f"/proposals/{gateway['id']}/history")["items"]
-        assert f"This proposal's versions 1 to {len(history)} are all there" in result
+        assert (
+            f"The mirror's list of this proposal's entries runs from version 1 to {len(history)}"
+            in result
+        )
         assert f"checkpoint size {sqlite_mirror.result.size}" in result
         assert "facts shown on this page follow from them" in result
         assert "computed in your browser from the mirror's hash tiles" in page.inner_text(

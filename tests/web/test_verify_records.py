@@ -9,10 +9,14 @@ shows the false content, and its Verify fails naming the fact.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +30,7 @@ import pytest
 from tests.conftest import BACKENDS, Store
 from tests.web.conftest import Site, _serve_demo, screenshot
 
+ROOT = Path(__file__).resolve().parents[2]
 VERIFIED = re.compile(r"^Verified: \d+ entr(y is|ies are) in the log signed by ")
 
 
@@ -56,7 +61,7 @@ def verified(page: Any, url: str) -> str:
     text, state = verify(page)
     assert state == "ok", text
     assert VERIFIED.match(text), text
-    assert "versions 1 to " in text, text  # the record's entries came from the log
+    assert "entries runs from version 1 to " in text, text  # the record's entries, from the log
     return text
 
 
@@ -117,19 +122,26 @@ def test_untouched_record_pages_verify_from_the_log(tampered_site: Site, page: A
     gateway = site.gateway
     entries = site.json(f"/subjects/{gateway['id']}/entries")["entries"]
     text = verified(page, proposal_url(site, gateway))
-    assert f"This proposal's versions 1 to {len(entries)} are all there" in text
+    assert (
+        "The server's list of this proposal's entries runs from version 1 to "
+        f"{len(entries)} with no gap" in text
+    )
     assert "facts shown on this page follow from them" in text
     details = page.locator("[data-verify-details]").inner_text()
-    assert "Not proven: an entry about this proposal recorded after entry" in details
+    assert (
+        "Not proven: that this list of the proposal's entries, which comes from the server"
+        in details
+    )
+    assert "a latest entry it leaves out (up to entry " in details
     assert "Origin checked: “ledger.test.example/open-policy”" in details
     screenshot(page, f"verify-record-{site.kind}", around=".verify")
     verified(page, proposal_url(site, gateway, "/history"))
     # A page of an earlier state: only the entries up to where it stands.
     middle = entries[len(entries) // 2]["index"]
     text = verified(page, proposal_url(site, gateway, f"?as_of={middle}"))
-    assert f"This proposal's versions 1 to {len(entries) // 2 + 1} are all there" in text
+    assert f"entries runs from version 1 to {len(entries) // 2 + 1} with no gap" in text
     assert (
-        f"recorded after entry {middle} (where this page stands)"
+        f"(up to entry {middle}, where this page stands)"
         in page.locator("[data-verify-details]").inner_text()
     )
     for disclosure in ("on_record", "chatham_house", "non_attributed"):
@@ -366,6 +378,145 @@ def test_an_entry_left_out_of_the_record_fails(tampered_site: Site, page: Any) -
     page.route(lambda url: urlsplit(url).path == f"/subjects/{gateway['id']}/entries", handle)
     text = failed(page, proposal_url(site, gateway))
     assert f"version 3 of record {gateway['id']} is missing" in text
+
+
+LIMIT = (
+    "is not detected by this page, but by running “ledger verify” on the store, or by reading "
+    "the whole log, which still holds it."
+)
+
+
+def test_hidden_latest_entries_are_a_stated_limit(tampered_site: Site, page: Any) -> None:
+    """Red-team finding 3: the insider re-points the event rows of an enacted proposal's last
+    entries to another aggregate and winds its read models back to before them. The server's
+    list of the record's entries then ends early and the page (showing "recommended")
+    verifies; the panel says plainly that the list comes from the server and that a latest
+    entry left out is found by `ledger verify` or by reading the whole log, and both do."""
+    site = tampered_site
+    enacted = next(p for p in site.proposals if p["status"] == "enacted")
+    listed = site.json(f"/subjects/{enacted['id']}/entries")["entries"]
+    entries = [json.loads(e["entry"]) for e in listed]
+    hidden = next(
+        e
+        for e in entries
+        if e["type"] == "proposal.status_changed" and e["data"]["new_status"] == "enacted"
+    )
+    cut, version = hidden["index"], hidden["subject"]["version"]
+    real, fake = uuid.UUID(enacted["id"]), uuid.UUID(int=1)
+
+    def as_stored(u: uuid.UUID) -> Any:
+        return u.hex if site.kind == "sqlite" else u
+
+    tables = {
+        "pv_proposals": "id = ?",
+        "pv_versions": "proposal_id = ?",
+        "pv_amendments": "proposal_id = ?",
+        "pv_proposal_timeline": "proposal_id = ?",
+    }
+    with contextlib.ExitStack() as kept:
+        for table, where in tables.items():
+            kept.enter_context(insider(site, table, where, enacted["id"]))
+        run(
+            site,
+            "UPDATE ledger_events SET originator_id = ? "
+            "WHERE originator_id = ? AND originator_version >= ?",
+            as_stored(fake),
+            as_stored(real),
+            version,
+        )
+        try:
+            # The read models as they stood before the hidden entries.
+            for table, where in tables.items():
+                column = {"pv_versions": "created_index", "pv_proposal_timeline": "idx"}.get(
+                    table, "valid_from"
+                )
+                run(
+                    site, f"DELETE FROM {table} WHERE {where} AND {column} >= ?", enacted["id"], cut
+                )
+                if column == "valid_from":
+                    run(
+                        site,
+                        f"UPDATE {table} SET valid_to = NULL WHERE {where} AND valid_to >= ?",
+                        enacted["id"],
+                        cut,
+                    )
+            answer = site.json(f"/subjects/{enacted['id']}/entries")
+            assert len(answer["entries"]) == version - 1  # the server's list ends early
+            url = proposal_url(site, enacted)
+            page.goto(url)
+            assert page.locator("[data-fact=status]").inner_text().lower() == "recommended"
+            text = verified(page, url)  # the limit, reproduced: the page cannot tell
+            assert (
+                "The server's list of this proposal's entries runs from version 1 to "
+                f"{version - 1} with no gap" in text
+            )
+            assert "are all there" not in text
+            details = page.locator("[data-verify-details]").inner_text()
+            assert (
+                "Not proven: that this list of the proposal's entries, which comes from the "
+                "server, is complete: a latest entry it leaves out" in details
+            )
+            assert LIMIT in details
+            screenshot(page, f"verify-record-hidden-latest-{site.kind}", around=".verify")
+            # What the panel names as detecting it does: the event rows no longer match the
+            # entries they are logged as.
+            result = subprocess.run(
+                [sys.executable, "-m", "ledger.cli", "verify", "--log-only"],
+                cwd=ROOT, env=site.store.env(),
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+            assert result.returncode == 1, result.stderr
+            assert f"DAMAGED at index {cut}: event row differs from its entry" in result.stderr
+            # And the log itself still holds the hidden entry, for anyone reading all of it.
+            logged = site.json(f"/entries/{cut}")
+            assert json.loads(logged["entry"])["subject"] == hidden["subject"]
+        finally:
+            run(
+                site,
+                "UPDATE ledger_events SET originator_id = ? WHERE originator_id = ?",
+                as_stored(real),
+                as_stored(fake),
+            )
+    assert len(site.json(f"/subjects/{enacted['id']}/entries")["entries"]) == len(entries)
+    text = verified(page, proposal_url(site, enacted))
+    assert f"from version 1 to {len(entries)} with no gap" in text
+
+
+def test_lists_from_other_records_are_said_not_proven_complete(
+    tampered_site: Site, page: Any
+) -> None:
+    """Red-team finding 8: the pages that list items drawn from other records (a meeting's
+    amendments, versions and publications; a proposal's publications; an organisation's
+    proposals, amendments and dissents) say so in the panel; pages without such lists do not."""
+    site = tampered_site
+    gateway = site.gateway
+    shown = {
+        f"{site.base}/web/meetings/{site.meeting('on_record')['id']}": (
+            "The amendments, versions and publications listed as raised, agreed or published "
+            "about this meeting come from other records: each is checked for what it names, "
+            "not for being complete."
+        ),
+        proposal_url(site, gateway): (
+            "The publications listed about this proposal come from other records"
+        ),
+        f"{site.base}/web/organisations/{gateway['sponsor_org']}": (
+            "The proposals, amendments and dissents listed for this organisation, and its "
+            "participation counts, come from other records"
+        ),
+    }
+    for url, sentence in shown.items():
+        verified(page, url)
+        details = page.locator("[data-verify-details]").inner_text()
+        assert sentence in details, details
+        assert LIMIT in details
+    for url in (
+        proposal_url(site, gateway, "/history"),
+        f"{site.base}/web/publications/{site.publication('published')['id']}",
+    ):
+        verified(page, url)
+        details = page.locator("[data-verify-details]").inner_text()
+        assert "come from other records" not in details, details
+        assert LIMIT in details
 
 
 # The other page kinds ---------------------------------------------------------------------------

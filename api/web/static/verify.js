@@ -1005,6 +1005,13 @@
     return [excerpt(a), excerpt(b)];
   }
 
+  /* Lists a page kind draws from other records' entries: the panel says they are not proven complete. */
+  var OTHER_LISTS = {
+    proposal: "The publications listed about this proposal",
+    meeting: "The amendments, versions and publications listed as raised, agreed or published about this meeting",
+    organisation: "The proposals, amendments and dissents listed for this organisation, and its participation counts,",
+  };
+
   function describeFact(key) {
     return "“" + key + "”";
   }
@@ -1268,6 +1275,7 @@
     var entries = result.record.entries;
     report.record = result.record.id;
     report.recordKind = result.record.kind;
+    report.pageKind = panel.getAttribute("data-page") || "";
     report.versions = entries.length;
     report.firstIndex = entries[0].index;
     report.lastIndex = entries[entries.length - 1].index;
@@ -1336,8 +1344,8 @@
       var text = [
         "Verified: " + report.entries + " " + (report.entries === 1 ? "entry is" : "entries are") +
           " in the log signed by " + report.keyName + " (key " + report.keyId + "), checkpoint size " + report.size + ".",
-        "This " + report.recordKind + "'s versions 1 to " + report.versions + " are all there (entries " + report.firstIndex +
-          " to " + report.lastIndex + ").",
+        "The " + (report.mirror ? "mirror" : "server") + "'s list of this " + report.recordKind + "'s entries runs from version 1 to " +
+          report.versions + " with no gap (entries " + report.firstIndex + " to " + report.lastIndex + ").",
         report.facts + " " + (report.facts === 1 ? "fact" : "facts") + " shown on this page follow from them" +
           (report.refs ? ", and the names of " + report.refs + " other " + (report.refs === 1 ? "record" : "records") + " from their own entries." : "."),
       ];
@@ -1384,13 +1392,17 @@
     if (report.record) {
       lines.push(
         "Proven: the " + report.entries + " entries listed were checked one by one against the checkpoint of size " + report.size +
-          "; the " + report.recordKind + "'s versions 1 to " + report.versions + " are all among them, with none missing; every fact marked on this page follows from them" +
+          "; the " + report.recordKind + "'s versions among them run from 1 to " + report.versions + " with no gap; every fact marked on this page follows from them" +
           (report.refs ? ", and every organisation, meeting or proposal named from that record's own entries." : ".")
       );
       lines.push(
-        "Not proven: an entry about this " + report.recordKind + " recorded after " +
-          (report.at !== null ? "entry " + report.at + " (where this page stands)" : "the checkpoint of size " + report.size) +
-          " would not be shown here; lists drawn from other records (amendments raised at a meeting, publications) are checked for what they name, not for being complete."
+        "Not proven: that this list of the " + report.recordKind + "'s entries, which comes from the " + (report.mirror ? "mirror" : "server") +
+          ", is complete: a latest entry it leaves out (up to " +
+          (report.at !== null ? "entry " + report.at + ", where this page stands" : "the checkpoint of size " + report.size) +
+          ") is not detected by this page, but by running “ledger verify” on the store, or by reading the whole log, which still holds it." +
+          (OTHER_LISTS[report.pageKind]
+            ? " " + OTHER_LISTS[report.pageKind] + " come from other records: each is checked for what it names, not for being complete."
+            : "")
       );
     }
     lines.push("Origin checked: “" + report.origin + "”" + (report.readerKey ? " (from the key you gave)." : " (the name this page gives the log)."));
