@@ -1,4 +1,5 @@
-"""What recorded text may hold: no control characters; slugs for ids that appear in URLs.
+"""What recorded text may hold: no control characters, no bidirectional overrides; slugs for
+ids that appear in URLs.
 
 Every text a command records is checked here (``LedgerAggregate`` calls :func:`check_fields`
 on every event's fields before the event exists; the application calls :func:`check_text`
@@ -7,6 +8,14 @@ DEL (U+007F), C1 controls (U+0080-U+009F), lone surrogates (U+D800-U+DFFF) and U
 U+FFFF. Long texts (:data:`LONG_TEXT_FIELDS`) may also hold line breaks and tabs: ``\\n``,
 ``\\t`` and ``\\r`` only as part of ``\\r\\n`` (what browsers send from a text area). What is
 accepted is therefore always valid XML 1.0 character data and cannot forge a line of a log.
+
+Bidirectional formatting controls, which reorder how text is shown (``abc\u202edcba`` shows as
+"abcabcd"; a name could read as another's), are refused too: the embeddings and overrides
+U+202A-U+202E everywhere; one-line fields (names, titles, ids) also refuse the isolates
+U+2066-U+2069 and the marks U+200E, U+200F and U+061C. Long texts may hold marks and
+isolates, which right-to-left writing uses (Unicode's bidi algorithm recommends isolates over
+embeddings), as long as every isolate (LRI, RLI, FSI) is closed by a PDI on its own line and
+no PDI closes nothing: what one text isolates cannot spill into what a page shows after it.
 
 The check runs when a command is decided, never when the log is replayed: entries recorded
 before it (or ids that are not slugs) still load, and the pages, feeds and exports encode or
@@ -54,11 +63,49 @@ _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 # One character class each; ``\r`` is allowed in long text only before ``\n`` (checked below).
 _NEVER = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
-_SHORT_BAD = re.compile(f"[{_NEVER}\t\n\r]")
-_LONG_BAD = re.compile(f"[{_NEVER}]|\r(?!\n)")
+_EMBEDDINGS = "\u202a-\u202e"  # LRE, RLE, PDF, LRO, RLO: refused everywhere
+_ISOLATES = "\u2066-\u2069"  # LRI, RLI, FSI, PDI: balanced on a line of long text only
+_MARKS = "\u061c\u200e\u200f"  # ALM, LRM, RLM: long text only
+_PDI = "\u2069"
+_SHORT_BAD = re.compile(f"[{_NEVER}{_EMBEDDINGS}{_ISOLATES}{_MARKS}\t\n\r]")
+_LONG_BAD = re.compile(f"[{_NEVER}{_EMBEDDINGS}]|\r(?!\n)")
+_LONG_SCAN = re.compile(f"[{_NEVER}{_EMBEDDINGS}{_ISOLATES}]|\r(?!\n)")
+_ISOLATE_CHARS = frozenset("\u2066\u2067\u2068\u2069")
+_ISOLATE_OR_LINE_END = re.compile(f"[{_ISOLATES}\n\u2029]")
 
 
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+def _unbalanced_isolate(value: str) -> int | None:
+    """The position of the first isolate not closed on its line, or of a PDI closing none."""
+    opened: list[int] = []
+    for found in _ISOLATE_OR_LINE_END.finditer(value):
+        char = found.group(0)
+        if char in "\n\u2029":  # a paragraph ends every isolate: it must be closed before
+            if opened:
+                return opened[0]
+        elif char == _PDI:
+            if not opened:
+                return found.start()
+            opened.pop()
+        else:
+            opened.append(found.start())
+    return opened[0] if opened else None
+
+
+def _first_bad(value: str, long: bool) -> tuple[int, str] | None:
+    """(position, character) of the first thing the rule refuses in ``value``, or None."""
+    found = (_LONG_SCAN if long else _SHORT_BAD).search(value)
+    if found is None:
+        return None
+    if not long or found.group(0) not in _ISOLATE_CHARS:
+        return found.start(), found.group(0)[0]
+    # An isolate, which long text may hold if closed on its line; anything else after it?
+    bad = _LONG_BAD.search(value, found.start())
+    at = _unbalanced_isolate(value)
+    places = [p for p in (at, bad.start() if bad else None) if p is not None]
+    return (min(places), value[min(places)]) if places else None
 
 
 def _ok(value: str, long: bool) -> bool:
@@ -76,15 +123,20 @@ def _ok(value: str, long: bool) -> bool:
         if others.strip(b"\r"):
             return False
         return _LONG_BAD.search(value) is None  # is every CR followed by a LF?
-    if value.isprintable():  # no Cc, Cs or Cn (U+FFFE, U+FFFF) character at all
+    if value.isprintable():  # no Cc, Cf (bidi controls), Cs or Cn (U+FFFE, U+FFFF) at all
         return True
-    return (_LONG_BAD if long else _SHORT_BAD).search(value) is None
+    return _first_bad(value, long) is None
 
 
 def forbidden_character(value: str, *, long: bool = False) -> str | None:
-    """The first character ``value`` may not hold (``"\\r"`` for a lone CR), or None."""
-    found = (_LONG_BAD if long else _SHORT_BAD).search(value)
-    return found.group(0)[0] if found else None
+    """The first character ``value`` may not hold (``"\\r"`` for a lone CR, the opening
+    isolate not closed on its line), or None."""
+    found = _first_bad(value, long)
+    return found[1] if found else None
+
+
+def _is_bidi(char: str) -> bool:
+    return 0x202A <= ord(char) <= 0x202E or 0x2066 <= ord(char) <= 0x2069 or char in _MARKS
 
 
 def _describe(char: str) -> str:
@@ -96,6 +148,10 @@ def _describe(char: str) -> str:
         return f"a lone surrogate ({code})"
     if char in "\ufffe\uffff":
         return f"a non-character ({code})"
+    if char in _MARKS:
+        return f"a bidirectional mark ({code})"
+    if _is_bidi(char):
+        return f"a bidirectional formatting control ({code})"
     return f"a control character ({code})"
 
 
@@ -104,15 +160,25 @@ def check_text(name: str, value: str, *, long: bool = False) -> str:
     character."""
     if _ok(value, long):
         return value
-    found = (_LONG_BAD if long else _SHORT_BAD).search(value)
-    if found is not None:
+    found = _first_bad(value, long)
+    if found is None:
+        return value
+    at, char = found
+    if not _is_bidi(char):
         allowed = "only line breaks and tabs are allowed" if long else "it must be one line"
-        raise TextError(
-            f"{name} contains {_describe(found.group(0)[0])} at position {found.start()}: "
-            f"control characters are not allowed in recorded text ({allowed})",
-            field=name,
+        why = f"control characters are not allowed in recorded text ({allowed})"
+    elif not long:
+        why = "a one-line field holds no bidirectional controls or marks (they reorder text)"
+    elif 0x202A <= ord(char) <= 0x202E:
+        why = (
+            "bidirectional embeddings and overrides are not allowed in recorded text (they "
+            "reorder it); use isolates U+2066-U+2069"
         )
-    return value
+    elif char == _PDI:
+        why = "this pop directional isolate closes no isolate"
+    else:
+        why = "every isolate must be closed by U+2069 (PDI) on its own line"
+    raise TextError(f"{name} contains {_describe(char)} at position {at}: {why}", field=name)
 
 
 def _walk(path: str, key: str, value: Any, long: bool) -> None:

@@ -13,11 +13,24 @@ from hypothesis import strategies as st
 from api.observability import TextFormatter, escape_controls
 from api.web.feeds import xml_text
 from ledger.errors import InvalidInputError
-from ledger.text import check_fields, check_slug, check_text, forbidden_character, is_slug
+from ledger.text import (
+    TextError,
+    check_fields,
+    check_slug,
+    check_text,
+    forbidden_character,
+    is_slug,
+)
 
 NEVER = [chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]]
 NEVER += ["\ud800", "\udbff", "\udc00", "\udfff", "\ufffe", "\uffff"]
 SHORT_ONLY = ["\n", "\t", "\r", "\r\n"]  # allowed in long text (\r only before \n), never in short
+EMBEDDINGS = [chr(c) for c in range(0x202A, 0x202F)]  # LRE RLE PDF LRO RLO: refused everywhere
+OPENERS = ["\u2066", "\u2067", "\u2068"]  # LRI RLI FSI
+PDI = "\u2069"
+MARKS = ["\u200e", "\u200f", "\u061c"]  # LRM RLM ALM
+# Text with no control character and no bidi control at all (Arabic and Hebrew letters too).
+PLAIN = st.text(st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Cn", "Zl", "Zp")))
 
 
 def _xml_ok(text: str) -> bool:
@@ -107,7 +120,11 @@ def test_the_text_log_writes_any_value_on_one_line(value: str) -> None:
     assert escape_controls(value) in line
 
 
-_TEXTS = st.text(st.sampled_from(["a", " ", "\n", "\t", "\r", "\x1b", "\x85", "\ud800", "é"]))
+_TEXTS = st.text(
+    st.sampled_from(
+        ["a", " ", "\n", "\t", "\r", "\x1b", "\x85", "\ud800", "é", "\u202e", "\u2067", PDI]
+    )
+)
 _KEYS = st.sampled_from(["title", "text", "note", "id", "a\nb", "findings"])
 _VALUES = st.recursive(
     st.none() | st.integers() | st.booleans() | _TEXTS,
@@ -135,7 +152,12 @@ def test_the_fast_path_decides_exactly_as_the_full_check(fields: dict[str, objec
 
 @given(
     st.text(
-        st.sampled_from(["a", " ", "\n", "\t", "\r", "\x1b", "\x7f", "\x85", "é", "\ufffe", "\xa0"])
+        st.sampled_from(
+            [
+                *("a", " ", "\n", "\t", "\r", "\x1b", "\x7f", "\x85", "é", "\ufffe", "\xa0"),
+                *("\u202a", "\u202e", "\u2066", "\u2068", PDI, "\u200f", "\u061c", "\u2029", "ש"),
+            ]
+        )
     )
 )
 def test_the_fast_character_check_agrees_with_the_rule(value: str) -> None:
@@ -143,3 +165,67 @@ def test_the_fast_character_check_agrees_with_the_rule(value: str) -> None:
 
     for long in (False, True):
         assert _ok(value, long) is (forbidden_character(value, long=long) is None)
+
+
+@given(PLAIN, st.sampled_from(EMBEDDINGS), st.text())
+def test_bidi_embeddings_and_overrides_are_refused_in_every_field(
+    before: str, bad: str, after: str
+) -> None:
+    """An override (U+202E) makes a name read as another's: refused in every field."""
+    for long in (False, True):
+        with pytest.raises(InvalidInputError, match=r"^name contains a bidirectional") as found:
+            check_text("name", before + bad + after, long=long)
+        assert isinstance(found.value, TextError)
+        assert found.value.field == "name"
+        assert forbidden_character(before + bad + after, long=long) is not None
+
+
+@given(PLAIN, st.sampled_from([*OPENERS, PDI, *MARKS]), PLAIN)
+def test_one_line_fields_refuse_isolates_and_marks(before: str, bad: str, after: str) -> None:
+    where = rf"\(U\+{ord(bad):04X}\) at position {len(before)}: a one-line field"
+    with pytest.raises(InvalidInputError, match=rf"^title contains a bidirectional .* {where}"):
+        check_text("title", before + bad + after)
+    if bad in MARKS:  # a mark alone is fine in long text
+        check_fields({"summary": before + bad + after})
+
+
+@given(
+    st.lists(st.tuples(PLAIN, st.sampled_from(OPENERS), PLAIN, st.sampled_from(MARKS), PLAIN)),
+    PLAIN,
+)
+def test_long_text_holds_marks_and_isolates_closed_on_their_line(
+    parts: list[tuple[str, str, str, str, str]], tail: str
+) -> None:
+    """Right-to-left text in a long field: each isolate closed on its line, marks anywhere."""
+    value = "".join(a + opener + b + mark + c + PDI for a, opener, b, mark, c in parts) + tail
+    nested = "\n".join(f"{o}{value}{PDI}" for o in OPENERS)
+    for text in (value, nested):
+        assert check_text("text", text, long=True) == text
+        check_fields({"rationale": text, "correction": {"title": text}})
+
+
+def _balanced_lines(value: str) -> bool:
+    """The reference rule: on every line, isolates open and close like brackets."""
+    for line in value.replace("\u2029", "\n").split("\n"):
+        depth = 0
+        for char in line:
+            if char in OPENERS:
+                depth += 1
+            elif char == PDI:
+                if depth == 0:
+                    return False
+                depth -= 1
+        if depth:
+            return False
+    return True
+
+
+@given(st.text(st.sampled_from(["a", "ש", " ", "\n", "\u2029", "\u200f", *OPENERS, PDI])))
+def test_long_text_accepts_isolates_exactly_when_each_line_balances_them(value: str) -> None:
+    accepted = forbidden_character(value, long=True) is None
+    assert accepted is _balanced_lines(value)
+    if accepted:
+        assert check_text("reason", value, long=True) == value
+    else:
+        with pytest.raises(TextError, match=r"^reason contains a bidirectional formatting control"):
+            check_text("reason", value, long=True)
