@@ -56,6 +56,17 @@ def verify(page: Any) -> tuple[str, str]:
     return str(result.inner_text()), state
 
 
+def open_page(page: Any, url: str) -> None:
+    """Load ``url`` until it answers 200 (bounded): a server just started may still be
+    bringing its read models up to the records the test wrote."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = page.goto(url)
+        if (response is not None and response.status == 200) or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
 def verified(page: Any, url: str) -> str:
     page.goto(url)
     text, state = verify(page)
@@ -877,7 +888,7 @@ def test_a_stripped_cosignature_is_a_warning(store: Store, tmp_path: Path, page:
         served = Server(_WithWitness(store, json.dumps([c.model_dump() for c in config])))  # type: ignore[arg-type]
         try:
             page_url = f"{served.base}/web/proposals/{sample.proposal_id}"
-            page.goto(page_url)
+            open_page(page, page_url)
             text, state = verify(page)
             assert state == "ok", text
             assert "Cosigned by 1 of 1 witnesses." in text
