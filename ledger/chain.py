@@ -72,6 +72,8 @@ class DamageKind(StrEnum):
     ATTENDANCE_SALT_MISMATCH = "attendance salt does not open its commitment"
     IMPORT_MISMATCH = "import progress row does not match its entries"
     PERSON_KEY_MISSING = "personal data key destroyed without an erasure"
+    WRITE_AFTER_REVOCATION = "written after its token's revocation"
+    SEARCH_INDEX_MISMATCH = "search index does not match its text"
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,6 +205,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                         "damages": [f.as_json() for f in beside.findings],
                         "checked": beside.checked,
                         "not_built": beside.not_built,
+                        "lagging": [lag.as_json() for lag in beside.lagging],
                         "seconds": round(beside.seconds, 6),
                     },
                 }
@@ -227,6 +228,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             + (f", {more} more not shown" if more else "")
             + "\n"
         )
+        for lag in beside.lagging:
+            sys.stderr.write(f"ledger verify: note: {lag}\n")
     else:
         assert report.root is not None
         assert report.head_hash is not None
@@ -251,6 +254,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 )
                 if beside.not_built:
                     _out(f"  not built    {', '.join(beside.not_built)} (no read models here yet)")
+                for lag in beside.lagging:  # no damage: a follower's next batch heals it
+                    _out(f"  lagging      {lag}")
     return EXIT_OK if ok else EXIT_REFUSED
 
 

@@ -9,6 +9,8 @@ Each check compares side rows with the entries they belong to, both read in one 
   has its row (a deleted row would revive the token);
 * documents: each stored document's bytes hash to the name they are stored under, and have
   the recorded size;
+* writes after revocations (from the log alone): each entry by a token's holder comes
+  while one of their tokens is unrevoked (a row deleted, a write, the row put back);
 * idempotency keys: each row points at an entry of the same transaction (its tree size is
   the checkpoint that sealed it), written by the token's holder in the token's role and
   organisation (and of the recorded type and subject, where the row records them);
@@ -30,12 +32,14 @@ import orjson
 
 from ledger.chain import DamageKind
 from ledger.commitments import attendance_commitment, matches
+from ledger.encoding import canonical
 from ledger.errors import StorageError
 from ledger.storage import LogReader
 from ledger.storage.base import (
     ATTENDANCE_SALTS_TABLE,
     DOCUMENTS_TABLE,
     EMBARGO_SALTS_TABLE,
+    ENTRIES_TABLE,
     IDEMPOTENCY_TABLE,
     IMPORTS_TABLE,
     PERSON_KEYS_TABLE,
@@ -44,7 +48,7 @@ from ledger.storage.base import (
 )
 from ledger.storage.beside import BesideReader
 
-__all__ = ["MAX_FINDINGS", "BesideReport", "Finding", "verify_side"]
+__all__ = ["MAX_FINDINGS", "BesideReport", "Finding", "Lag", "verify_side"]
 
 MAX_FINDINGS = 100  # reported in full; beyond this only counted
 
@@ -76,6 +80,26 @@ class Finding:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Lag:
+    """A read model behind the log: no damage (the service brings it up to date), but what
+    its pages show is older than the log."""
+
+    view: str
+    position: int  # entries it has applied
+    size: int  # entries in the log, in the same snapshot
+
+    def __str__(self) -> str:
+        return (
+            f"view {self.view} is at position {self.position} of {self.size}; the service "
+            "brings it up to date; rebuilt and compared at its own position"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {"view": self.view, "position": self.position, "log_size": self.size,
+                "note": str(self)}  # fmt: skip
+
+
 @dataclass(slots=True)
 class BesideReport:
     """What the checks beside the log found."""
@@ -84,6 +108,7 @@ class BesideReport:
     total: int = 0  # findings, including those beyond MAX_FINDINGS
     checked: list[str] = field(default_factory=list)  # the tables / views compared
     not_built: list[str] = field(default_factory=list)  # read models never built here
+    lagging: list[Lag] = field(default_factory=list)  # read models behind the log (no damage)
     seconds: float = 0.0
 
     @property
@@ -101,6 +126,7 @@ class BesideReport:
         self.total += other.total - len(other.findings)
         self.checked += other.checked
         self.not_built += other.not_built
+        self.lagging += other.lagging
         self.seconds += other.seconds
 
 
@@ -245,6 +271,61 @@ def _check_revocations(side: BesideReader, report: BesideReport) -> None:
                     )
                 )  # fmt: skip
     report.checked.append(REVOCATIONS_TABLE)
+
+
+ActorKey = tuple[str, str, str]  # (id, role, org), as entries name their actor
+
+
+def _check_writes_after_revocation(side: BesideReader, report: BesideReport) -> None:
+    """From the log alone: every entry by the holder of a token issued in the log (same id,
+    role and organisation) must come while one of their tokens issued before it is not yet
+    revoked. Actors who never had a token (``ledger record --actor``) are not concerned; the
+    holders of a revoked token are few, so only their entries past the first revocation are
+    streamed (filtered by their actor's bytes in the database), and a dict of token states
+    is all that is kept."""
+    tokens: dict[str, tuple[ActorKey, int]] = {}  # token id -> (holder, issuing index)
+    revoked: dict[str, int] = {}  # token id -> the index of its first revocation entry
+    for chunk in side.entries_of_types(["access_token.issued", "access_token.revoked"]):
+        for idx, raw in chunk:
+            entry = _parse(raw)
+            token_id = _id(entry["subject"]["id"])
+            if entry["type"] == "access_token.issued":
+                facts = _issued_facts(entry)
+                tokens.setdefault(
+                    token_id, ((facts["principal"], facts["role"], facts["org"]), idx)
+                )
+            else:
+                revoked.setdefault(token_id, idx)
+    held: dict[ActorKey, list[tuple[int, int | None, str]]] = {}
+    for token_id, (actor, issued) in tokens.items():
+        held.setdefault(actor, []).append((issued, revoked.get(token_id), token_id))
+    concerned = {a: spans for a, spans in held.items() if any(r is not None for _, r, _ in spans)}
+    if concerned:
+        first = min(r for spans in concerned.values() for _, r, _ in spans if r is not None)
+        needles = [
+            b'"actor":' + canonical({"id": a[0], "org": a[2], "role": a[1]}) for a in concerned
+        ]
+        for chunk in side.entries_containing(needles, first):
+            for idx, raw in chunk:
+                who = _parse(raw).get("actor") or {}
+                key = (str(who.get("id")), str(who.get("role")), str(who.get("org")))
+                before = [s for s in concerned.get(key, []) if s[0] < idx]
+                if not before or any(r is None or r >= idx for _, r, _ in before):
+                    continue  # no token yet (not a token's write), or one still valid
+                issued, last, token_id = max(before, key=lambda s: s[1] or -1)
+                report.add(
+                    Finding(
+                        DamageKind.WRITE_AFTER_REVOCATION,
+                        ENTRIES_TABLE,
+                        f"idx={idx}",
+                        f"entry {idx} is by {key[0]!r} as {key[1]!r} of {key[2]!r}, whose "
+                        f"token{'s' if len(before) > 1 else ''} issued before it "
+                        f"{'were all' if len(before) > 1 else 'was'} revoked (token "
+                        f"{token_id}, issued at entry {issued}, revoked by entry {last})",
+                        idx,
+                    )
+                )
+    report.checked.append(ENTRIES_TABLE)
 
 
 def _check_documents(side: BesideReader, report: BesideReport) -> None:
@@ -550,6 +631,7 @@ def _verify_side(reader: LogReader, progress: Callable[[str], None] | None) -> B
     tokens = _check_tokens(side, report)
     steps: list[tuple[str, Callable[[], None]]] = [
         ("revocations", lambda: _check_revocations(side, report)),
+        ("writes after revocations", lambda: _check_writes_after_revocation(side, report)),
         ("documents", lambda: _check_documents(side, report)),
         ("idempotency keys", lambda: _check_idempotency(side, report, tokens)),
         ("embargo salts", lambda: _check_embargo_salts(side, report)),

@@ -29,12 +29,13 @@ from ledger.chain import DamageKind
 from ledger.errors import StorageError
 from ledger.settings import Settings
 from ledger.storage import open_reader
-from ledger.verify_side import BesideReport, Finding
+from ledger.storage.base import HEAD_TABLE
+from ledger.verify_side import BesideReport, Finding, Lag
 from projections import all_views
 from projections.base import GENERATED_COLUMNS, View
 from projections.db import Db
 from projections.runner import ENTRIES, TRACKING, Runner
-from projections.search import _PER_ENTRY, FTS
+from projections.search import _FTS_SQLITE, _PER_ENTRY, FTS
 
 __all__ = ["SCRATCH_PREFIX", "check_read_models"]
 
@@ -241,6 +242,97 @@ def _lighten(db: Db, scratch: str) -> None:
         db.execute(f"ALTER TABLE {_q(scratch)}.{_q(str(table))} SET UNLOGGED")
 
 
+_FTS_SHADOWS = {  # FTS5's own tables behind pv_search_fts, and their columns
+    "data": "id, block",
+    "idx": "segid, term, pgno",
+    "content": "id, c0, c1",
+    "docsize": "id, sz",
+    "config": "k, v",
+}
+_FTS_COPY = "verify_fts_copy"
+
+
+def _fts_damage(db: Db, live: str, scratch: str) -> Finding | None:
+    """SQLite: the live full-text index is the index of its own text. Its text is compared
+    with the rebuild's; its index is copied byte for byte into a scratch FTS5 table of the
+    expected definition (the live file is read-only here) and FTS5's integrity-check
+    re-tokenises the text against it: an index emptied while the text was put back (search
+    finds nothing, the text compares equal), or built with another tokenizer, fails it."""
+    try:
+        db.execute(_FTS_SQLITE.replace(FTS, f"{_q(scratch)}.{_FTS_COPY}"))
+        for shadow, columns in _FTS_SHADOWS.items():
+            copy = f"{_q(scratch)}.{_FTS_COPY}_{shadow}"
+            db.execute(f"DELETE FROM {copy}")
+            db.execute(
+                f"INSERT INTO {copy} ({columns}) SELECT {columns} FROM {_q(live)}.{FTS}_{shadow}"
+            )
+    except sqlite3.Error as exc:
+        return Finding(DamageKind.SEARCH_INDEX_MISMATCH, FTS, "-",
+                       f"its tables are not those of the expected FTS5 index: {exc}", None,
+                       "search")  # fmt: skip
+    try:
+        db.execute(f"INSERT INTO {_q(scratch)}.{_FTS_COPY}({_FTS_COPY}) VALUES ('integrity-check')")
+    except sqlite3.Error as exc:
+        return Finding(
+            DamageKind.SEARCH_INDEX_MISMATCH,
+            FTS,
+            "-",
+            f"the full-text index is not the index of its text (FTS5 integrity-check: {exc}): "
+            "searches do not find what the documents say",
+            None,
+            "search",
+        )
+    return None
+
+
+def _generated(db: Db, schema: str) -> dict[tuple[str, str], str | None]:
+    """PostgreSQL: (table, column) -> expression of each column named in GENERATED_COLUMNS
+    (None: a plain column, its values written by anyone)."""
+    rows = db.all(
+        "SELECT c.relname, a.attname, CASE WHEN a.attgenerated = 's' "
+        "THEN pg_get_expr(d.adbin, d.adrelid) END FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE n.nspname = ? AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'r'",
+        [schema],
+    )
+    return {(str(t), str(c)): e for t, c, e in rows if str(c) in GENERATED_COLUMNS}
+
+
+def _generated_damage(
+    expected: dict[tuple[str, str], str | None], found: dict[tuple[str, str], str | None],
+    views: list[View],
+) -> list[Finding]:  # fmt: skip
+    """PostgreSQL: each computed column (the search vector) is still computed by the
+    database with the expression a rebuild's table has: then its values are that
+    expression's (it is not compared row by row). A column whose expression was dropped
+    holds whatever was written into it."""
+    owner = {t: v.name for v in views for t in v.tables}
+    damage = []
+    for (table, column), want in sorted(expected.items()):
+        if table not in owner or want is None:
+            continue
+        got = found.get((table, column))
+        if got == want:
+            continue
+        detail = (
+            f"column {column} is gone" if (table, column) not in found
+            else f"column {column} is no longer computed by the database: its values are "
+            "whatever was written into it" if got is None
+            else f"column {column} is computed by {got}, a rebuild's by {want}"
+        )  # fmt: skip
+        damage.append(Finding(DamageKind.SEARCH_INDEX_MISMATCH, table, f"column={column}",
+                              detail + "; searches do not find what the documents say", None,
+                              owner[table]))  # fmt: skip
+    return damage
+
+
+def _log_size(db: Db, live: str) -> int | None:
+    """The log's size in the live snapshot."""
+    row = db.one(f"SELECT size FROM {_q(live)}.{_q(HEAD_TABLE)} WHERE id = 1")
+    return None if row is None else int(row[0])
+
+
 def _live_positions(db: Db, live: str) -> dict[str, int] | None:
     """Each built view's tracking position in the live snapshot (None: never set up)."""
     side = _Side(db, live, live)
@@ -273,11 +365,17 @@ def _check(
             built.append(view)
     if not built:
         return report
+    size = _log_size(db, live)
+    for view in built:
+        if size is not None and positions[view.name] < size:
+            report.lagging.append(Lag(view.name, positions[view.name], size))
     log = open_reader(settings, snapshot=False)
     runner = Runner(db, log, built)
     try:
         runner.setup(lock=False)
         if db.dialect == "postgresql":
+            for damage in _generated_damage(_generated(db, scratch), _generated(db, live), built):
+                report.add(damage)
             _lighten(db, scratch)
         total = max(positions[v.name] for v in built)
         for target in sorted({positions[v.name] for v in built}):
@@ -313,6 +411,11 @@ def _check(
         report.checked.append(ENTRIES)
         if finding is not None:
             report.add(finding)
+        if db.dialect == "sqlite" and any(v.name == "search" for v in built):
+            # Last: a failed integrity-check is the last statement of the transaction.
+            finding = _fts_damage(db, live, scratch)
+            if finding is not None:
+                report.add(finding)
     finally:
         runner.views = {}
         log.close()

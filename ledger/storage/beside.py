@@ -226,3 +226,26 @@ class BesideReader:
             (index,),
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def entries_containing(
+        self, needles: Sequence[bytes], after: int
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        """(index, bytes) of every entry past ``after`` whose bytes contain one of
+        ``needles``, by index, in chunks: one streaming pass, filtered in the database."""
+        if not needles:
+            return
+        test = "position(?::bytea in e.entry) > 0" if self._pg else "instr(e.entry, ?) > 0"
+        where = " OR ".join([test] * len(needles))
+        while True:
+            rows = self._conn.execute(
+                self._sql(
+                    f"SELECT e.idx, e.entry FROM {self._t(ENTRIES_TABLE)} e "
+                    f"WHERE e.idx > ? AND ({where}) ORDER BY e.idx LIMIT ?"
+                ),
+                (after, *needles, _CHUNK),
+            ).fetchall()
+            if not rows:
+                return
+            chunk = [(int(idx), bytes(entry)) for idx, entry in rows]
+            yield chunk
+            after = chunk[-1][0]
