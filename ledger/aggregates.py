@@ -19,6 +19,16 @@ from eventsourcing.utils import register_topic
 
 from ledger import events as ev
 from ledger.actors import Actor
+from ledger.domain.vocabulary import (
+    CONSENSUS_STATES,
+    DECISIONS,
+    DISCLOSURE_MODES,
+    GOVERNMENT_RESPONSES,
+    ORGANISATION_KINDS,
+    OUTCOME_ITEM_KINDS,
+    PUBLICATION_KINDS,
+    TOKEN_ROLES,
+)
 from ledger.errors import InvalidInputError, RuleViolationError, StaleVersionError
 from ledger.text import check_fields, check_slug
 
@@ -65,16 +75,6 @@ class _DispatchMethod(singledispatchmethod):  # type: ignore[type-arg]
         return method
 
 
-ORGANISATION_KINDS = (
-    "department",
-    "local_authority",
-    "public_body",
-    "civil_society",
-    "academic",
-    "advisory_group",
-    "business",
-)
-DISCLOSURE_MODES = ("on_record", "non_attributed", "chatham_house", "private")
 ATTENDANCE_SEALED = ("chatham_house", "private")
 """Disclosure modes whose held entry records attendance only as salted commitments."""
 UNATTRIBUTED = ("non_attributed", "chatham_house", "private")
@@ -85,20 +85,6 @@ UNATTRIBUTED_WORDS = {
     "chatham_house": "held under the Chatham House Rule",
     "private": "held in private",
 }
-DECISIONS = ("agreed", "disagreed", "withdrawn", "no_decision")
-CONSENSUS_STATES = ("banked", "still_to_discuss", "options")
-OUTCOME_ITEM_KINDS = ("decision", "action", "agreement", "disagreement", "option")
-PUBLICATION_KINDS = (
-    "meeting_note",
-    "minutes",
-    "discussion_paper",
-    "policy_paper",
-    "consultation_document",
-    "consultation_response",
-    "report",
-    "legislation",
-    "other",
-)
 STATUS_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "draft": ("discussion", "consultation", "withdrawn"),
     "discussion": ("consultation", "revised", "recommended", "withdrawn", "superseded"),
@@ -109,8 +95,6 @@ STATUS_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "withdrawn": (),
     "superseded": (),
 }
-TOKEN_ROLES = ("recorder", "publisher", "admin")
-GOVERNMENT_RESPONSES = ("accepted", "partly", "rejected")
 FINAL_STATUSES = frozenset(s for s, nxt in STATUS_TRANSITIONS.items() if not nxt)
 _CLOSED_DECISIONS = frozenset({"agreed", "disagreed", "withdrawn"})
 

@@ -38,6 +38,16 @@ from ledger.domain.fields import (
     Uuid,
     check_object,
 )
+from ledger.domain.vocabulary import (
+    CONSENSUS_STATES,
+    DECISIONS,
+    DISCLOSURE_MODES,
+    GOVERNMENT_RESPONSES,
+    ORGANISATION_KINDS,
+    OUTCOME_ITEM_KINDS,
+    PUBLICATION_KINDS,
+    TOKEN_ROLES,
+)
 from ledger.errors import InvalidInputError
 
 __all__ = [
@@ -57,31 +67,6 @@ __all__ = [
     "validate",
 ]
 
-# Enumerations (tests/unit/test_command_registry.py keeps them equal to ledger.aggregates').
-ORGANISATION_KINDS = (
-    "department",
-    "local_authority",
-    "public_body",
-    "civil_society",
-    "academic",
-    "advisory_group",
-    "business",
-)
-DISCLOSURE_MODES = ("on_record", "non_attributed", "chatham_house", "private")
-DECISIONS = ("agreed", "disagreed", "withdrawn", "no_decision")
-CONSENSUS_STATES = ("banked", "still_to_discuss", "options")
-OUTCOME_ITEM_KINDS = ("decision", "action", "agreement", "disagreement", "option")
-PUBLICATION_KINDS = (
-    "meeting_note",
-    "minutes",
-    "discussion_paper",
-    "policy_paper",
-    "consultation_document",
-    "consultation_response",
-    "report",
-    "legislation",
-    "other",
-)
 PROPOSAL_STATUSES = (
     "discussion",
     "consultation",
@@ -92,8 +77,6 @@ PROPOSAL_STATUSES = (
     "superseded",
 )
 """The statuses a proposal can be moved to (``draft`` is only where it starts)."""
-TOKEN_ROLES = ("recorder", "publisher", "admin")
-GOVERNMENT_RESPONSES = ("accepted", "partly", "rejected")
 
 RECORDER = frozenset({"recorder", "admin"})
 PUBLISHER = frozenset({"publisher", "admin"})
