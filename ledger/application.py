@@ -1533,13 +1533,14 @@ class LedgerApplication(Application[UUID]):
 
     def _linked_meetings(self, entry: dict[str, Any]) -> list[Meeting]:
         """The meetings an entry is linked to by the attribution rule: its data's meeting_id;
-        a decision's amendment's meeting; an outcome's meeting."""
+        a decision's amendment's meeting; an outcome's meeting; a meeting held in confidence
+        (whose attendance is sealed: a correction naming attendees would unseal it)."""
         data = entry.get("data")
         data = data if isinstance(data, dict) else {}
         subject = entry.get("subject")
         subject_id = subject.get("id") if isinstance(subject, dict) else None
         ids: list[Any] = [data.get("meeting_id")]
-        if entry.get("type") == "meeting.outcome_recorded":
+        if entry.get("type") in ("meeting.outcome_recorded", "meeting.held_in_confidence"):
             ids.append(subject_id)
         elif entry.get("type") == "proposal.amendment_decided" and isinstance(subject_id, str):
             try:

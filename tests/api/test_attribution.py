@@ -353,6 +353,7 @@ class Corrected:
     raised: int  # A1 raised unattributed at the meeting
     decided: int  # A1 decided with no meeting of its own (linked by the amendment's)
     outcome: int  # the meeting's outcome, naming no one
+    held: int  # meeting.held_in_confidence: attendance sealed
     attributed: int  # A2 proposed by an organisation at the on-record meeting
 
 
@@ -363,6 +364,7 @@ def _corrected(app: LedgerApplication, w: World) -> Corrected:
         return reader.entries(0, head.size)
 
     tabled = next(i for i, e in enumerate(app._read(log)) if b'"proposal.tabled"' in e)
+    held = next(i for i, e in enumerate(app._read(log)) if b'"meeting.held_in_confidence"' in e)
     raised = app.propose_amendment(
         w.proposal, base_version=1, changes=CHANGE, meeting_id=w.meeting, actor=SETUP
     ).index
@@ -380,7 +382,7 @@ def _corrected(app: LedgerApplication, w: World) -> Corrected:
         meeting_id=w.on_record,
         actor=SETUP,
     ).index
-    return Corrected(tabled, raised, decided, outcome, attributed)
+    return Corrected(tabled, raised, decided, outcome, held, attributed)
 
 
 def _refused_corrections(w: World, c: Corrected) -> list[tuple[int, dict[str, Any], str]]:
@@ -388,6 +390,7 @@ def _refused_corrections(w: World, c: Corrected) -> list[tuple[int, dict[str, An
     return [
         (c.raised, {"proposer_org": w.orgs[1]}, "correction.proposer_org"),
         (c.raised, {"rationale": w.orgs[0]}, "correction.rationale"),
+        (c.held, {"attending_orgs": [w.orgs[1]]}, "correction.attending_orgs[0]"),
         (c.decided, {"dissenting_orgs": [w.orgs[0]]}, "correction.dissenting_orgs"),
         (
             c.outcome,
