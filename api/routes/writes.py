@@ -647,14 +647,33 @@ def meeting_outcome(
     return run_write(request, who, command, body=_body(body))
 
 
-def _document(request: Request, sha256: str) -> tuple[int, str]:
+def _document(request: Request, who: Principal, sha256: str, field: str) -> tuple[int, str]:
+    """Size and media type of the stored document ``sha256`` a command names.
+
+    One ``who`` may not read (the read rule of ``api.routes.documents``) is answered exactly
+    as one not stored: the answer tells no one whether guessed bytes are held. One under an
+    embargo not yet released may be named only by publishers and admins (who may release
+    it): minutes, a publication or a consultation naming it would publish it early.
+    """
+    from api.routes.documents import _access  # it imports this module
+
     side: SideStore = request.app.state.side
     found = side.document(sha256, content=False)
-    if found is None:
+    access = _access(request, who, sha256) if found is not None else None
+    if found is None or access is None or not access.allowed:
         raise ProblemError(
             422,
             "Unknown document",
             f"no uploaded document has SHA-256 {sha256}: upload it with POST /documents first",
+            field=field,
+        )
+    if access.embargoed and who.actor.role not in PUBLISH:
+        raise ProblemError(
+            422,
+            "Document under embargo",
+            f"document {sha256} is under an embargo not yet released: naming it here would "
+            "publish it before its release; a publisher or admin may release it first",
+            field=field,
         )
     return found.size, found.media_type
 
@@ -665,7 +684,7 @@ def _document(request: Request, sha256: str) -> tuple[int, str]:
     summary="Record the agreed minutes (uploaded first) by their SHA-256",
 )
 def agree_minutes(meeting_id: Id, body: MinutesIn, request: Request, who: Recorder) -> JSONResponse:
-    size, media_type = _document(request, body.sha256)
+    size, media_type = _document(request, who, body.sha256, "sha256")
 
     def command(app: LedgerApplication, actor: Actor, expected: int | None) -> Any:
         return app.agree_minutes(
@@ -758,8 +777,8 @@ class GovernmentResponseIn(Strict):
     summary="Open a consultation on its questions and documents",
 )
 def open_consultation(body: ConsultationIn, request: Request, who: Recorder) -> JSONResponse:
-    for sha256 in body.documents:
-        _document(request, sha256)
+    for i, sha256 in enumerate(body.documents):
+        _document(request, who, sha256, f"documents[{i}]")
 
     def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
         return app.open_consultation(
@@ -886,7 +905,7 @@ class SupersessionIn(Strict):
     summary="Publish an uploaded document: its hash, size and type are recorded",
 )
 def publish(body: PublicationIn, request: Request, who: Publisher) -> JSONResponse:
-    size, media_type = _document(request, body.sha256)
+    size, media_type = _document(request, who, body.sha256, "sha256")
 
     def command(app: LedgerApplication, actor: Actor, _: int | None) -> Any:
         return app.publish(

@@ -83,7 +83,8 @@ def _sign_in(client: httpx.Client, token: str) -> str:
     assert answer.status_code == 303, answer.text
     home = client.get("/workspace")
     found = _CSRF.search(home.text)
-    assert home.status_code == 200 and found, home.text
+    assert home.status_code == 200, home.text
+    assert found, home.text
     return found.group(1)
 
 
@@ -98,7 +99,7 @@ def test_no_workspace_form_lands_after_its_tokens_revocation(store: Store) -> No
             api.client.cookies.clear()
             csrf = _sign_in(api.client, racer.token)
 
-            def write() -> int:
+            def write(csrf: str = csrf) -> int:
                 answer = api.client.post(
                     "/workspace/forms/start-process",
                     data={"csrf": csrf, "title": "In flight"},
@@ -118,7 +119,7 @@ def test_no_token_issued_by_an_admin_after_the_admins_revocation(store: Store) -
         for _ in range(6):
             racer = api.official("admin", f"issuer-{uuid.uuid4().hex[:8]}")
 
-            def write() -> int:
+            def write(racer: Official = racer) -> int:
                 answer = api.post(
                     "/tokens",
                     racer,

@@ -460,7 +460,10 @@ class World:
 
     def upload(self, content: bytes) -> str:
         sha = hashlib.sha256(content).hexdigest()
-        self.api.side.put_document(sha, "text/plain", content)
+        # Uploaded by the recorder: a command may name only a document its official may read.
+        recorder = self.api.officials["recorder"]
+        uploader = (recorder.principal, recorder.org, recorder.token_id)
+        self.api.side.put_document(sha, "text/plain", content, uploader=uploader)
         return sha
 
     def proposal(self) -> str:
