@@ -221,7 +221,9 @@ def subject_entries(
     """The entries whose subject is ``subject_id`` (found from the event rows, not from any
     read model), oldest first, each with its inclusion proof to the checkpoint of ``size``
     (the latest when omitted). The list is a hint, not a claim: a verifier checks each proof
-    and that the record's versions run 1, 2, 3 … without a gap."""
+    and that the record's versions run 1, 2, 3 … without a gap. It cannot tell whether the
+    record's latest entries were left out (event rows re-pointed with SQL): `ledger verify`
+    finds that, and every entry is still in the log under its own subject."""
     try:
         subject = str(uuid.UUID(subject_id))
     except ValueError:
