@@ -10,6 +10,7 @@ with ``ETag`` the record's new version (send it back as ``If-Match`` on the next
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -668,6 +669,16 @@ def _document(request: Request, who: Principal, sha256: str, field: str) -> tupl
             field=field,
         )
     if access.embargoed and who.actor.role not in PUBLISH:
+        # Tells one who holds the bytes that they are under embargo: logged, so guessing shows.
+        logging.getLogger("ledger.embargo").warning(
+            "embargoed document %s (publication %s) named before release by %s of %s (token "
+            "%s): refused",
+            sha256,
+            ", ".join(access.embargoed),
+            who.actor.id,
+            who.actor.org or "no organisation",
+            who.token_id,
+        )
         raise ProblemError(
             422,
             "Document under embargo",

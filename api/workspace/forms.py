@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import mimetypes
 import re
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.auth import ADMIN, PUBLISH, RECORD
-from api.routes.documents import MEDIA_TYPES
+from api.routes.documents import MEDIA_TYPES, _access
 from api.web.site import (
     CONSENSUS_LABELS,
     DECISION_LABELS,
@@ -221,7 +222,12 @@ def _upload(ctx: Ctx, name: str) -> tuple[str, int, str]:
         media_type = guessed if guessed in MEDIA_TYPES else "application/octet-stream"
     digest = hashlib.sha256(found.content).hexdigest()
     side: SideStore = ctx.ws.request.app.state.side
-    if not side.put_document(digest, media_type, found.content):
+    who = ctx.ws.who.principal
+    # As POST /documents: to one who could not read the stored bytes before uploading them,
+    # the answer is that of a first upload (their own media type); they are its uploader.
+    readable = _access(ctx.ws.request, who, digest).allowed
+    uploader = (who.actor.id, who.actor.org, who.token_id)
+    if not side.put_document(digest, media_type, found.content, uploader=uploader) and readable:
         stored = side.document(digest, content=False)
         if stored is not None:
             media_type = stored.media_type
@@ -893,8 +899,33 @@ def _minutes_fields(_ctx: Ctx) -> list[Field]:
     ]
 
 
+def _not_under_embargo(ctx: Ctx, sha256: str) -> None:
+    """Only publishers and admins may name a document under an unreleased embargo (as in
+    ``api.routes.writes``): minutes naming it would publish it before its release."""
+    who = ctx.ws.who.principal
+    if who.actor.role in PUBLISH:
+        return
+    embargoed = _access(ctx.ws.request, who, sha256).embargoed
+    if embargoed:
+        logging.getLogger("ledger.embargo").warning(
+            "embargoed document %s (publication %s) named before release by %s of %s (token "
+            "%s, workspace): refused",
+            sha256,
+            ", ".join(embargoed),
+            who.actor.id,
+            who.actor.org or "no organisation",
+            who.token_id,
+        )
+        raise FormError(
+            "This document is under an embargo that has not been released: recording it "
+            "would publish it early. A publisher or administrator may release it first.",
+            "file",
+        )
+
+
 def _minutes(ctx: Ctx) -> Receipt:
     sha256, size, media_type = _upload(ctx, "file")
+    _not_under_embargo(ctx, sha256)
     return ctx.ws.app.agree_minutes(
         str(ctx.record_id),
         sha256=sha256,

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from tests.api.test_revocation_paths import _sign_in
 from tests.api.test_side_trust import SETUP, _embargo, _entries, _other_org_recorder
 from tests.api.test_writes import Api, Official, check_receipt, open_api, problem
 from tests.conftest import Store
@@ -123,3 +124,35 @@ def test_a_publisher_may_publish_an_embargoed_document(store: Store) -> None:
         )
         check_receipt(api, answer, publisher, created="/publications")
         assert pid
+
+
+def test_the_workspace_minutes_form_refuses_an_embargoed_document(store: Store) -> None:
+    """A recorder uploading an embargoed document's bytes with the minutes form (session
+    cookie, CSRF) is refused before release ("under an embargo", nothing recorded) and is
+    recorded as its uploader; other bytes are agreed as minutes (201)."""
+    with open_api(store) as api:
+        api.client.base_url = httpx.URL("https://testserver")  # the session cookie is Secure
+        content = b"the embargoed housing survey\n"
+        _pid, sha = _embargo(api, content, api.officials["publisher"])
+        clerk = _other_org_recorder(api, "Riverside Residents Forum")
+        _process, meeting = _held_meeting(api)
+        csrf = _sign_in(api.client, clerk.token)
+
+        def minutes(data: bytes) -> httpx.Response:
+            return api.client.post(
+                "/workspace/forms/agree-minutes",
+                data={"csrf": csrf, "record": meeting},
+                files={"file": ("minutes.txt", data, "text/plain")},
+            )
+
+        size = len(_entries(store))
+        refused = minutes(content)
+        assert refused.status_code == 422, refused.text
+        assert "under an embargo" in refused.text
+        assert len(_entries(store)) == size, "something was recorded"
+        assert api.side.upload_media_type(sha, clerk.principal, clerk.org) == "text/plain"
+        agreed = minutes(b"minutes of the working group\n")
+        assert agreed.status_code == 201, agreed.text
+        found = [e for e in _entries(store) if e["actor"]["id"] == clerk.principal]
+        assert [e["type"] for e in found] == ["meeting.minutes_agreed"]
+        assert found[0]["data"]["sha256"] != sha
