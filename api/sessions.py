@@ -2,8 +2,11 @@
 
 Signing in checks an API token once and starts a session: the browser holds a random
 256-bit session secret in a ``Secure; HttpOnly; SameSite=Strict`` cookie, the store keeps only
-its SHA-256, the token it stands for, a per-session CSRF token and an expiry. Every request
-re-checks the token behind the session, so revoking the token ends its sessions at once.
+its HMAC under a key kept outside the database (``SideStore.mac``), the token it stands for,
+the session's CSRF token and an expiry. The CSRF token is itself an HMAC of the secret, the
+token id and the expiry, so a session row inserted or edited with SQL (another token id, a
+later expiry) is never honoured. Every request re-checks the token behind the session, so
+revoking the token ends its sessions at once.
 Every form that changes something carries the session's CSRF token, compared in constant
 time (SameSite=Strict already stops cross-site posts in current browsers; this does not rely
 on it).
@@ -11,8 +14,8 @@ on it).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,20 +55,25 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+def _hash(side: SideStore, secret: str) -> str:
+    return side.mac("session", secret)
+
+
+def _csrf(side: SideStore, secret: str, token_id: str, expires: str) -> str:
+    return side.mac("session csrf", secret, token_id, expires)
 
 
 def start_session(side: SideStore, response: Response, token_id: str, *, hours: float) -> Session:
     """Start a session for an already-authenticated token; set its cookie on ``response``."""
     secret = secrets.token_urlsafe(32)
     now = _now()
+    expires = (now + timedelta(hours=hours)).strftime(_TIME)
     session = Session(
-        session_hash=_hash(secret),
+        session_hash=_hash(side, secret),
         token_id=token_id,
-        csrf=secrets.token_urlsafe(32),
+        csrf=_csrf(side, secret, token_id, expires),
         created=now.strftime(_TIME),
-        expires=(now + timedelta(hours=hours)).strftime(_TIME),
+        expires=expires,
     )
     side.create_session(session)
     response.set_cookie(
@@ -86,8 +94,15 @@ def current_official(request: Request) -> SignedIn | None:
     if not secret or len(secret) > 100:
         return None
     side: SideStore = request.app.state.side
-    session = side.session(_hash(secret), _now().strftime(_TIME))
+    session = side.session(_hash(side, secret), _now().strftime(_TIME))
     if session is None:
+        return None
+    expected = _csrf(side, secret, session.token_id, session.expires)
+    if not hmac.compare_digest(expected.encode(), session.csrf.encode()):
+        logging.getLogger("ledger.security").warning(
+            "session row for token %s does not carry its MAC (edited with SQL?): refused",
+            session.token_id,
+        )
         return None
     stored = side.token(session.token_id)
     if stored is None or stored.revoked_index is not None:
@@ -109,5 +124,5 @@ def end_session(request: Request, response: Response) -> None:
     secret = request.cookies.get(COOKIE)
     if secret:
         side: SideStore = request.app.state.side
-        side.end_session(_hash(secret))
+        side.end_session(_hash(side, secret))
     response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")

@@ -13,6 +13,9 @@ import os
 import stat
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from ledger.checkpoint import Checkpoint, Ed25519Signer, sign_note
 from ledger.errors import StorageError
 from ledger.sequencer import Publisher
@@ -27,6 +30,7 @@ __all__ = [
     "load_signer",
     "parse_private_key",
     "publisher_for",
+    "side_key",
 ]
 
 _PREFIX = "PRIVATE+KEY+"
@@ -112,6 +116,26 @@ def load_master_key(settings: Settings) -> bytes | None:
             create_master_key_file(demo_key)
         return _parse_master_key(demo_key)
     return None
+
+
+_SIDE_KEY_INFO = b"open-policy-ledger side-table MAC key v1"
+
+
+def side_key(settings: Settings) -> bytes | None:
+    """The key that MACs rows beside the log (sessions, uploaders): HKDF-SHA256 of the log's
+    signing key, else of the personal-data master key; None when neither is configured.
+
+    It lives outside the database, so a row inserted with SQL never carries a valid MAC.
+    Every replica derives the same key; a new signing key ends sessions (sign in again)."""
+    signer = load_signer(settings)
+    if signer is not None:
+        material = signer.to_skey().encode("ascii")
+    else:
+        master = load_master_key(settings)
+        if master is None:
+            return None
+        material = master
+    return HKDF(hashes.SHA256(), 32, salt=None, info=_SIDE_KEY_INFO).derive(material)
 
 
 class CheckpointPublisher:

@@ -7,11 +7,17 @@ check the bytes they got are the bytes the log recorded. Bytes are hashed before
 first serves them: stored bytes that do not hash to their name are never served (500,
 "Stored document damaged").
 
-Embargo secrecy: a document an embargoed publication commits to is, until its release
-(as the log says, not a read model), readable only by its uploaders, publishers, admins and
-officials of organisations granted pre-release access; to anyone else it is "not found",
-and uploading the same bytes answers exactly as if they had not been stored. Each read
-before release is logged (logger ``ledger.embargo``, level WARNING), naming the reader.
+Access is default-deny and derived from the log: a stored document is readable by every
+official (and served by the public route) only if a log entry — its bytes read from the
+entries table and checked — publishes it (``publication.published``,
+``publication.released``, ``meeting.minutes_agreed``, ``consultation.opened``). Otherwise
+only its uploaders (an uploads row carrying the service's MAC), publishers, admins and
+officials of organisations granted pre-release access by a log entry of a publication whose
+embargo commitment the stored salt opens over these bytes. Tables beside the log and read
+models only point at candidate entries: editing or deleting them can hide a document, never
+expose one. To anyone else it is "not found", and uploading the same bytes answers exactly
+as if they had not been stored. Each read of a document no entry publishes is logged
+(logger ``ledger.embargo``, level WARNING), naming the reader.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
-from uuid import UUID
 
 import anyio.to_thread
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
@@ -31,8 +37,8 @@ from api.auth import PUBLISH, UPLOAD, Principal, authenticate
 from api.errors import ProblemError
 from api.responses import JSONResponse
 from api.routes.writes import WRITE_RESPONSES
-from ledger.application import LedgerApplication
-from ledger.events import PrereleaseAccessGranted, PublicationReleased
+from ledger.commitments import matches
+from ledger.storage.base import LogReader
 from ledger.storage.side import DamagedDocumentError, Document, SideStore
 from projections.reader import ReadModels
 
@@ -77,33 +83,136 @@ class _Access:
     reason: str = ""
 
 
-def _access(request: Request, who: Principal, sha256: str) -> _Access:
-    """May ``who`` read the stored document ``sha256``? Secret until released: its
-    uploaders, publishers and admins, and organisations granted pre-release access."""
+# Entry types that make the document they name public (``data.sha256``).
+_PUBLISHING = frozenset({"publication.published", "publication.released", "meeting.minutes_agreed"})
+_SUBJECT_ENTRIES = 10_000
+
+
+def _fields(entry: bytes) -> tuple[str, str, dict[str, Any]] | None:
+    """(type, subject id, data) of an entry's bytes; None if they are not an entry."""
+    try:
+        fields: Any = orjson.loads(entry)
+        kind, subject, data = fields["type"], fields["subject"]["id"], fields["data"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if not isinstance(kind, str) or not isinstance(data, dict):
+        return None
+    return kind, str(subject), data
+
+
+def _subject_entries(log: LogReader, subject: str) -> list[tuple[str, dict[str, Any]]]:
+    """(type, data) of each entry whose bytes name ``subject`` among those the events
+    table links to it (a re-pointed event row can hide an entry, never add one)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for index in log.subject_indexes(subject, log.extent(), _SUBJECT_ENTRIES):
+        for entry in log.entries(index, index + 1):
+            fields = _fields(entry)
+            if fields is not None and fields[1] == subject:
+                found.append((fields[0], fields[2]))
+    return found
+
+
+def _publishes(kind: str, data: dict[str, Any], sha256: str) -> bool:
+    if kind in _PUBLISHING:
+        return data.get("sha256") == sha256
+    if kind == "consultation.opened":
+        documents = data.get("documents")
+        return isinstance(documents, list) and sha256 in documents
+    return False
+
+
+def _published(request: Request, sha256: str) -> bool:
+    """Whether a log entry publishes the document ``sha256`` (its bytes checked). Read
+    models and the salts table only say which records to look at. Once true, always true
+    (entries never change): remembered per process."""
+    state = request.app.state
+    known: set[str] | None = getattr(state, "published_documents", None)
+    if known is None:
+        known = state.published_documents = set()
+    if sha256 in known:
+        return True
+    side: SideStore = state.side
+    db = state.read_models.get().db
+    pattern = f'%"{sha256}"%'
+    candidates = {
+        str(r[0])
+        for r in db.all("SELECT DISTINCT id FROM pv_publications WHERE sha256 = ?", [sha256])
+    }
+    candidates |= {
+        str(r[0])
+        for r in db.all("SELECT DISTINCT id FROM pv_meetings WHERE minutes LIKE ?", [pattern])
+    }
+    candidates |= {
+        str(r[0])
+        for r in db.all(
+            "SELECT DISTINCT id FROM pv_consultations WHERE documents LIKE ?", [pattern]
+        )
+    }
+    candidates |= set(side.embargoes_of(sha256))  # fmt: skip
+    log: LogReader = state.readers.get()
+    for subject in sorted(candidates):
+        if any(_publishes(k, d, sha256) for k, d in _subject_entries(log, subject)):
+            known.add(sha256)
+            return True
+    return False
+
+
+def _embargoes(request: Request, sha256: str) -> tuple[list[str], set[str]]:
+    """(publications whose embargo commitment the stored salt opens over these bytes,
+    organisations their log entries grant pre-release access). A salt row edited, deleted
+    or pointed elsewhere opens nothing: it can only take access away."""
     side: SideStore = request.app.state.side
-    app: LedgerApplication = request.app.state.ledger
+    publications = side.embargoes_of(sha256)
+    if not publications:
+        return [], set()
+    try:
+        found = side.checked_document(sha256)
+    except DamagedDocumentError:
+        return [], set()
+    if found is None or found.content is None:
+        return [], set()
+    log: LogReader = request.app.state.readers.get()
     embargoed: list[str] = []
     granted: set[str] = set()
-    for publication_id in side.embargoes_of(sha256):
-        try:
-            events = list(app.events.get(UUID(publication_id)))
-        except ValueError:
+    for publication_id in publications:
+        salt = side.embargo_salt(publication_id)
+        if salt is None:
             continue
-        if not events or any(isinstance(e, PublicationReleased) for e in events):
+        entries = _subject_entries(log, publication_id)
+        if not any(
+            kind == "publication.embargoed"
+            and isinstance(data.get("commitment"), str)
+            and matches(data["commitment"], salt.salt, found.content)
+            for kind, data in entries
+        ):
             continue
         embargoed.append(publication_id)
-        granted |= {e.organisation_id for e in events if isinstance(e, PrereleaseAccessGranted)}
-    if not embargoed:
+        granted |= {
+            str(data.get("organisation_id"))
+            for kind, data in entries
+            if kind == "publication.prerelease_access_granted"
+        }
+    return embargoed, granted
+
+
+def _access(request: Request, who: Principal, sha256: str) -> _Access:
+    """May ``who`` read the stored document ``sha256``? Everyone allowed once a log entry
+    publishes it; before that only its uploaders, publishers and admins, and organisations
+    a log entry grants pre-release access to an embargo committing to these bytes."""
+    if _published(request, sha256):
         return _Access(True)
+    side: SideStore = request.app.state.side
     actor = who.actor
+    publications, granted = _embargoes(request, sha256)
+    embargoed = tuple(publications)
     if actor.role in PUBLISH:
-        return _Access(True, tuple(embargoed), reason=f"as a {actor.role}")
-    if actor.org and actor.org in granted:
-        return _Access(True, tuple(embargoed), reason="granted pre-release access")
+        return _Access(True, embargoed, reason=f"as a {actor.role}")
     own = side.upload_media_type(sha256, actor.id, actor.org)
     if own is not None:
-        return _Access(True, tuple(embargoed), own, reason="as its uploader")
-    return _Access(False, tuple(embargoed))
+        return _Access(True, embargoed, own, reason="as its uploader")
+    if actor.org and actor.org in granted:
+        return _Access(True, embargoed, reason="granted pre-release access")
+    return _Access(False, embargoed)
 
 
 def _upload_official(request: Request) -> Principal:
@@ -256,11 +365,12 @@ def official_download(
     if not access.allowed:
         # Exactly the answer for bytes the ledger does not hold.
         raise ProblemError(404, "Not found", f"the ledger holds no document {sha256}")
-    if access.embargoed:
+    if access.reason:
         embargo_log.warning(
-            "embargoed document %s (publication %s) read before release by %s of %s, %s (token %s)",
+            "unpublished document %s (embargoed publication %s) read before release by %s "
+            "of %s, %s (token %s)",
             sha256,
-            ", ".join(access.embargoed),
+            ", ".join(access.embargoed) or "none found",
             who.actor.id,
             who.actor.org or "no organisation",
             access.reason,
@@ -312,4 +422,12 @@ def download(publication_id: str, request: Request) -> Response:
             "is not public before it is released",
         )
     sha256 = str(record["sha256"])
+    if not _published(request, sha256):
+        # The read model says published, the log does not: it was edited (or is wrong).
+        raise ProblemError(
+            404,
+            "Not found",
+            f"no entry in the log publishes document {sha256}: it is not served",
+            headers={"Cache-Control": "no-store"},
+        )
     return _serve(request, sha256, f"{publication_id}-{sha256[:12]}")

@@ -54,6 +54,7 @@ from ledger.storage.base import (
     NODES_TABLE,
     SESSIONS_TABLE,
     SIDE_TABLES,
+    UPLOAD_MACS_TABLE,
 )
 
 __all__ = ["BACKUP_FORMAT", "BackupSummary", "read_backup_header", "restore", "write_backup"]
@@ -77,7 +78,7 @@ _TABLES: list[tuple[str, list[str]]] = [
 ]
 # Side tables added after the first backups were made: a backup may end before them (they
 # restore empty). They come last in ``_TABLES``.
-_ADDED_LATER = frozenset({DOCUMENT_UPLOADS_TABLE})
+_ADDED_LATER = frozenset({DOCUMENT_UPLOADS_TABLE, UPLOAD_MACS_TABLE})
 _ORDER = {
     EVENTS_TABLE: "notification_id",
     ENTRIES_TABLE: "idx",

@@ -27,6 +27,7 @@ __all__ = [
     "SESSIONS_TABLE",
     "SIDE_TABLES",
     "TOKENS_TABLE",
+    "UPLOAD_MACS_TABLE",
     "VERIFICATIONS_TABLE",
     "LogReader",
     "UnloggedEvent",
@@ -63,6 +64,9 @@ VERIFICATIONS_TABLE = "ledger_verifications"
 # Who uploaded which document (an uploader may read it before an embargo on it is released).
 # Added after format 1 of backups: a backup without it restores with it empty.
 DOCUMENT_UPLOADS_TABLE = "ledger_document_uploads"
+# An HMAC of each uploads row under a key kept outside the database (ledger.keys.side_key):
+# a row inserted or edited with SQL carries no valid MAC and grants nothing.
+UPLOAD_MACS_TABLE = "ledger_document_upload_macs"
 
 # name -> (column, SQLite type, PostgreSQL type) ..., primary key columns
 SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]] = {
@@ -168,6 +172,15 @@ SIDE_TABLES: dict[str, tuple[tuple[tuple[str, str, str], ...], tuple[str, ...]]]
             ("token_id", "TEXT", "text"),
             ("media_type", "TEXT", "text"),
             ("uploaded_at", "TEXT", "text"),
+        ),
+        ("sha256", "principal", "org"),
+    ),
+    UPLOAD_MACS_TABLE: (
+        (
+            ("sha256", "TEXT", "text"),
+            ("principal", "TEXT", "text"),
+            ("org", "TEXT", "text"),
+            ("mac", "TEXT", "text"),
         ),
         ("sha256", "principal", "org"),
     ),

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
+import logging
 import re
+import secrets
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -20,7 +23,10 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from ledger.errors import StorageError
+from ledger.keys import side_key
 from ledger.settings import Settings
 from ledger.storage.base import (
     ATTENDANCE_SALTS_TABLE,
@@ -35,6 +41,7 @@ from ledger.storage.base import (
     REVOCATIONS_TABLE,
     SESSIONS_TABLE,
     TOKENS_TABLE,
+    UPLOAD_MACS_TABLE,
     VERIFICATIONS_TABLE,
 )
 from ledger.tokens import REVOKED, issuing_disagreement
@@ -156,6 +163,27 @@ class SideStore:
         # Documents whose bytes were checked against their SHA-256, least recent first.
         self._documents: OrderedDict[str, Document] = OrderedDict()
         self._document_bytes = 0
+        self._mac_key: bytes | None = None
+
+    def mac(self, purpose: str, *parts: str) -> str:
+        """HMAC-SHA256 (hex) of ``parts`` for ``purpose`` under the side-table key, which is
+        kept outside the database (``ledger.keys.side_key``): a row written with SQL cannot
+        carry a valid one. Without a signing or master key, a per-process random key (what
+        it MACs does not outlive the process)."""
+        if self._mac_key is None:
+            key = side_key(self._settings)
+            if key is None:
+                logging.getLogger("ledger.security").warning(
+                    "no signing or master key: sessions and uploaders are keyed with a "
+                    "per-process random key and do not survive a restart"
+                )
+                key = secrets.token_bytes(32)
+            self._mac_key = key
+        message = orjson.dumps([purpose, *parts])
+        return hmac.new(self._mac_key, message, hashlib.sha256).hexdigest()
+
+    def _upload_mac(self, sha256: str, principal: str, org: str, token_id: str, media: str) -> str:
+        return self.mac("document upload", sha256, principal, org, token_id, media)
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -331,6 +359,21 @@ class SideStore:
                 "ON CONFLICT (sha256, principal, org) DO NOTHING",
                 (sha256, principal, org, token_id, media_type, stored_at),
             )
+            if self.upload_media_type(sha256, principal, org) is None:
+                # No row with a valid MAC (a first upload, or a row written with SQL or made
+                # before MACs): this upload's own values, MACed. This holder holds the bytes.
+                self._write(
+                    f"UPDATE {DOCUMENT_UPLOADS_TABLE} SET token_id = ?, media_type = ? "
+                    "WHERE sha256 = ? AND principal = ? AND org = ?",
+                    (token_id, media_type, sha256, principal, org),
+                )
+                mac = self._upload_mac(sha256, principal, org, token_id, media_type)
+                self._write(
+                    f"INSERT INTO {UPLOAD_MACS_TABLE} (sha256, principal, org, mac) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (sha256, principal, org) "
+                    "DO UPDATE SET mac = excluded.mac",
+                    (sha256, principal, org, mac),
+                )
         return created
 
     def document(self, sha256: str, *, content: bool = True) -> Document | None:
@@ -370,13 +413,44 @@ class SideStore:
 
     def upload_media_type(self, sha256: str, principal: str, org: str) -> str | None:
         """The media type ``principal`` of ``org`` uploaded ``sha256`` with; None if they
-        never uploaded it."""
+        never uploaded it, or if the uploads row does not carry this service's MAC (a row
+        inserted or edited with SQL grants nothing)."""
         row = self._one(
-            f"SELECT media_type FROM {DOCUMENT_UPLOADS_TABLE} WHERE sha256 = ? "
-            "AND principal = ? AND org = ?",
+            f"SELECT u.token_id, u.media_type, m.mac FROM {DOCUMENT_UPLOADS_TABLE} u "
+            f"JOIN {UPLOAD_MACS_TABLE} m ON m.sha256 = u.sha256 AND m.principal = u.principal "
+            "AND m.org = u.org WHERE u.sha256 = ? AND u.principal = ? AND u.org = ?",
             (sha256, principal, org),
         )
-        return None if row is None else str(row[0])
+        if row is None:
+            return None
+        expected = self._upload_mac(sha256, principal, org, str(row[0]), str(row[1]))
+        if not hmac.compare_digest(expected, str(row[2])):
+            return None
+        return str(row[1])
+
+    def unmatched_uploads(self) -> list[tuple[str, str, str]]:
+        """(sha256, holder, organisation) of every uploads row without this service's MAC
+        (inserted or edited with SQL, or made before MACs): for ``ledger verify``."""
+        sql = (
+            f"SELECT u.sha256, u.principal, u.org, u.token_id, u.media_type, m.mac "
+            f"FROM {DOCUMENT_UPLOADS_TABLE} u LEFT JOIN {UPLOAD_MACS_TABLE} m "
+            "ON m.sha256 = u.sha256 AND m.principal = u.principal AND m.org = u.org "
+            "ORDER BY u.sha256, u.principal, u.org"
+        )
+        try:
+            rows = self._conn().execute(sql).fetchall()
+        except Exception as exc:
+            self._drop()
+            raise StorageError(f"the ledger store is unavailable: {exc}") from exc
+        return [
+            (str(r[0]), str(r[1]), str(r[2]))
+            for r in rows
+            if r[5] is None
+            or not hmac.compare_digest(
+                self._upload_mac(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])),
+                str(r[5]),
+            )
+        ]
 
     def embargoes_of(self, sha256: str) -> list[str]:
         """The ids of the embargoed publications whose commitment is to ``sha256`` (released

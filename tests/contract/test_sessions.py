@@ -55,13 +55,15 @@ def world(store: Store) -> Iterator[tuple[TestClient, LedgerApplication, SideSto
 def test_sign_in_stores_only_a_hash_and_identifies_the_official(
     world: tuple[TestClient, LedgerApplication, SideStore, str], store: Store
 ) -> None:
-    client, _, _, _ = world
+    client, _, side, _ = world
     csrf = client.post("/in").json()["csrf"]
     cookie = client.cookies[COOKIE]
     assert client.get("/me").json() == {"id": "a.official", "csrf": csrf}
     with store.connect() as conn:
         rows = conn.execute("SELECT session_hash FROM ledger_sessions").fetchall()
-    assert [r[0] for r in rows] == [hashlib.sha256(cookie.encode()).hexdigest()]
+    # Keyed with a key outside the database, not a bare hash anyone could compute.
+    assert [r[0] for r in rows] == [side.mac("session", cookie)]
+    assert rows[0][0] != hashlib.sha256(cookie.encode()).hexdigest()
     header = client.post("/in").headers["set-cookie"].lower()
     for flag in ("httponly", "secure", "samesite=strict", "path=/"):
         assert flag in header
