@@ -9,12 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from tests.api.test_side_trust import _embargo, _other_org_recorder, _publish, _sql, _upload
+from ledger.application import LedgerApplication
+from ledger.storage.side import SideStore
+from tests.api.test_side_trust import (
+    SETUP,
+    _embargo,
+    _other_org_recorder,
+    _publish,
+    _sql,
+    _upload,
+)
 from tests.api.test_writes import Official, open_api, poll
 from tests.conftest import Store
 from tests.security.test_access_control import Browser
@@ -33,12 +44,13 @@ def _actors(store: Store) -> list[dict[str, Any]]:
 
 
 def _start_process(api: Any, cookie: str, csrf: str) -> httpx.Response:
-    return api.client.post(
+    answer: httpx.Response = api.client.post(
         "/workspace/forms/start-process",
         data={"csrf": csrf, "title": "Recorded by whom?", "summary": "A forged session"},
         headers={"Cookie": f"ledger_session={cookie}"},
         follow_redirects=False,
     )
+    return answer
 
 
 # sessions ----------------------------------------------------------------------------------
@@ -110,7 +122,8 @@ def _row(store: Store, column: str) -> tuple[Any, ...]:
 
 
 def _read(api: Any, who: Official, sha: str) -> httpx.Response:
-    return api.client.get(f"/documents/{sha}", headers=who.auth)
+    answer: httpx.Response = api.client.get(f"/documents/{sha}", headers=who.auth)
+    return answer
 
 
 def test_an_edited_or_deleted_embargo_salt_row_exposes_nothing(store: Store) -> None:
@@ -248,3 +261,45 @@ def test_an_uploads_row_inserted_with_sql_grants_no_prerelease_read(store: Store
         answer = _read(api, uploader, sha)
         assert answer.status_code == 200
         assert answer.content == content
+
+
+def test_ledger_migrate_gives_an_older_store_the_upload_macs_table(store: Store) -> None:
+    """A store made before uploads rows were MACed: `ledger migrate` adds the table, an
+    older uploads row grants nothing until its uploader uploads the bytes again."""
+    app = LedgerApplication(store.settings)
+    try:
+        app.start_process(title="Before the upgrade", actor=SETUP)
+    finally:
+        app.close()
+    content = b"an annex uploaded before the upgrade\n"
+    sha = hashlib.sha256(content).hexdigest()
+    _sql(store, "DROP TABLE ledger_document_upload_macs")
+    _sql(
+        store,
+        "INSERT INTO ledger_document_uploads (sha256, principal, org, token_id, media_type, "
+        "uploaded_at) VALUES (?, ?, ?, ?, ?, ?)",
+        sha,
+        "a.clerk",
+        "",
+        "00000000-0000-4000-8000-000000000000",
+        "text/plain",
+        "2026-01-01T00:00:00.000000Z",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "migrate"],
+        env=store.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    side = SideStore(store.settings)
+    try:
+        assert side.upload_media_type(sha, "a.clerk", "") is None
+        assert side.unmatched_uploads() == [(sha, "a.clerk", "")]
+        side.put_document(sha, "text/plain", content, uploader=("a.clerk", "", "t-1"))
+        assert side.upload_media_type(sha, "a.clerk", "") == "text/plain"
+        assert side.unmatched_uploads() == []
+    finally:
+        side.close()
