@@ -128,7 +128,7 @@ def proposal_url(site: Site, proposal: dict[str, Any], tail: str = "") -> str:
 
 def test_untouched_record_pages_verify_from_the_log(tampered_site: Site, page: Any) -> None:
     """Proposal, history and meeting pages verify; the panel says what is proven and what is
-    not, and that the record's versions are all there."""
+    not, and that the server's list of the record's entries has no gap."""
     site = tampered_site
     gateway = site.gateway
     entries = site.json(f"/subjects/{gateway['id']}/entries")["entries"]
