@@ -4,12 +4,13 @@ before its release. Both stores, over HTTP."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
 
 from tests.api.test_revocation_paths import _sign_in
-from tests.api.test_side_trust import SETUP, _embargo, _entries, _other_org_recorder
+from tests.api.test_side_trust import SETUP, _embargo, _entries, _Kept, _other_org_recorder
 from tests.api.test_writes import Api, Official, check_receipt, open_api, problem
 from tests.conftest import Store
 
@@ -97,11 +98,20 @@ def test_an_embargoed_document_is_named_before_release_only_by_publishers_and_ad
         assert api.client.get(f"/documents/{sha}", headers=granted.auth).status_code == 200
         commands = _commands(api)
         size = len(_entries(store))
-        for who in (uploader, granted):
-            for _name, path, body in commands:
-                refused = problem(api.post(path, who, body(sha)), 422)
-                assert refused["title"] == "Document under embargo", refused
-                assert refused["field"] in ("sha256", "documents[0]"), refused
+        kept = _Kept()
+        logging.getLogger("ledger.embargo").addHandler(kept)
+        try:
+            for who in (uploader, granted):
+                for _name, path, body in commands:
+                    refused = problem(api.post(path, who, body(sha)), 422)
+                    assert refused["title"] == "Document under embargo", refused
+                    assert refused["field"] in ("sha256", "documents[0]"), refused
+                    assert any(
+                        "named before release" in line and who.principal in line and pid in line
+                        for line in kept.lines
+                    ), kept.lines
+        finally:
+            logging.getLogger("ledger.embargo").removeHandler(kept)
         assert len(_entries(store)) == size, "something was recorded"
         released = api.post(f"/publications/{pid}/release", publisher, {"sha256": sha})
         check_receipt(api, released, publisher)
