@@ -660,8 +660,8 @@ def _document(request: Request, who: Principal, sha256: str, field: str) -> tupl
 
     side: SideStore = request.app.state.side
     found = side.document(sha256, content=False)
-    access = _access(request, who, sha256) if found is not None else None
-    if found is None or access is None or not access.allowed:
+    access = _access(request, who, sha256)  # also when not stored: the same work, either way
+    if found is None or not access.allowed:
         raise ProblemError(
             422,
             "Unknown document",
