@@ -74,6 +74,7 @@ class DamageKind(StrEnum):
     PERSON_KEY_MISSING = "personal data key destroyed without an erasure"
     WRITE_AFTER_REVOCATION = "written after its token's revocation"
     SEARCH_INDEX_MISMATCH = "search index does not match its text"
+    UPLOAD_UNKEYED = "uploads row without the service's MAC"
 
 
 @dataclass(frozen=True, slots=True)

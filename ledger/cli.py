@@ -119,6 +119,35 @@ def _remember_verification(
         side.close()
 
 
+def _check_uploads(settings: Settings, report: Any) -> None:
+    """Every uploads row must carry the service's MAC (an inserted or edited one would grant
+    a pre-release read): checked only where the key is (the signing or master key)."""
+    from ledger.chain import DamageKind
+    from ledger.keys import side_key
+    from ledger.storage.base import DOCUMENT_UPLOADS_TABLE
+    from ledger.storage.side import SideStore
+    from ledger.verify_side import Finding
+
+    if side_key(settings) is None:
+        return
+    side = SideStore(settings)
+    try:
+        unkeyed = side.unmatched_uploads()
+    finally:
+        side.close()
+    for sha256, principal, org in unkeyed:
+        report.add(
+            Finding(
+                DamageKind.UPLOAD_UNKEYED,
+                DOCUMENT_UPLOADS_TABLE,
+                f"sha256={sha256}, principal={principal}, org={org or '-'}",
+                "inserted or edited with SQL (or made before MACs): it grants no pre-release "
+                "read; the uploader may upload the bytes again",
+            )
+        )
+    report.checked.append(DOCUMENT_UPLOADS_TABLE)
+
+
 def _verify_beside(settings: Settings, bar: Any) -> Any:
     """The checks beside the log: side tables, then read models against a scratch rebuild."""
     from ledger.storage import open_reader
@@ -133,6 +162,7 @@ def _verify_beside(settings: Settings, bar: Any) -> Any:
         )
     finally:
         reader.close()
+    _check_uploads(settings, report)
     bar.remove_task(task)
     task = bar.add_task("read models", total=None)
     models = check_read_models(

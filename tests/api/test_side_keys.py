@@ -303,3 +303,41 @@ def test_ledger_migrate_gives_an_older_store_the_upload_macs_table(store: Store)
         assert side.unmatched_uploads() == []
     finally:
         side.close()
+
+
+def test_ledger_verify_finds_an_uploads_row_without_its_mac(store: Store) -> None:
+    """`ledger verify` (where the signing key is) names an uploads row inserted with SQL;
+    a real upload's row passes."""
+    with open_api(store) as api:
+        uploader = api.officials["recorder"]
+        _, sha = _embargo(api, b"the embargoed tables\n", uploader)
+        outsider = _other_org_recorder(api, "Canal Path Society")
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ledger.cli", "verify", "--quiet"],
+            env=store.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    clean = verify()
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    _sql(
+        store,
+        "INSERT INTO ledger_document_uploads (sha256, principal, org, token_id, media_type, "
+        "uploaded_at) VALUES (?, ?, ?, ?, ?, ?)",
+        sha,
+        outsider.principal,
+        outsider.org,
+        outsider.token_id,
+        "text/plain",
+        "2026-01-01T00:00:00.000000Z",
+    )
+    damaged = verify()
+    assert damaged.returncode == 1, damaged.stdout + damaged.stderr
+    said = damaged.stdout + damaged.stderr
+    assert "uploads row without the service's MAC" in said
+    assert outsider.principal in said
