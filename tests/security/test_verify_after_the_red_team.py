@@ -23,6 +23,7 @@ from projections import all_views
 from projections.db import connect_views
 from projections.proposals import ProposalsView
 from projections.runner import Runner
+from tests.api.test_writes import check_receipt, open_api
 from tests.conftest import Store
 from tests.security.test_verify_beside_the_log import (
     ADMIN,
@@ -106,6 +107,42 @@ def test_a_write_by_a_revoked_token_is_found_after_the_edits_are_undone(
     assert token_id in damage["detail"]
     assert report["beside"]["damage_count"] == 1, report["beside"]
     assert _kinds(report) == {WRITE_AFTER}
+
+
+def test_a_revoked_tokens_write_over_http_is_found_after_the_edits_are_undone(
+    store: Store,
+) -> None:
+    """Red team 2 as reported, over HTTP: POST the revocation; delete its row and rename its
+    event row's topic; POST with the revoked token (201); undo; ``ledger verify`` exits 1."""
+    with open_api(store) as api:
+        admin, recorder = api.officials["admin"], api.officials["recorder"]
+        answer = api.post(f"/tokens/{recorder.token_id}/revocation", admin, {"reason": "left"})
+        revoked_at = check_receipt(api, answer, admin)["index"]
+        conn = store.connect()
+        try:
+            event_id = conn.execute(store.q("SELECT event_id FROM ledger_entries WHERE idx = ?"),
+                                    (revoked_at,)).fetchone()[0]  # fmt: skip
+            conn.execute(store.q("DELETE FROM ledger_token_revocations WHERE token_id = ?"),
+                         (recorder.token_id,))  # fmt: skip
+            conn.execute(store.q(f"UPDATE ledger_events SET topic = 'access_token.noted' "
+                                 f"WHERE {store.event_key} = ?"), (event_id,))  # fmt: skip
+            late = api.post("/processes", recorder, {"title": "Revived"})
+            written = check_receipt(api, late, recorder, created="/processes")["index"]
+            conn.execute(store.q(f"UPDATE ledger_events SET topic = 'access_token.revoked' "
+                                 f"WHERE {store.event_key} = ?"), (event_id,))  # fmt: skip
+            conn.execute(store.q("INSERT INTO ledger_token_revocations (token_id, idx) "
+                                 "VALUES (?, ?)"), (recorder.token_id, revoked_at))  # fmt: skip
+        finally:
+            conn.close()
+    status, report, _ = verify(store)
+    assert status == 1, report
+    assert report["log_ok"] is True
+    damage = _found(report, WRITE_AFTER, None, "ledger_entries")
+    assert damage["index"] == written == revoked_at + 1
+    assert f"'{recorder.principal}'" in damage["detail"]
+    assert f"revoked by entry {revoked_at}" in damage["detail"]
+    assert _kinds(report) == {WRITE_AFTER}
+    assert report["beside"]["damage_count"] == 1
 
 
 def test_a_search_index_emptied_under_unchanged_text_is_found(recorded: Recorded) -> None:
