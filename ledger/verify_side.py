@@ -283,6 +283,7 @@ def _check_writes_after_revocation(side: BesideReader, report: BesideReport) -> 
     holders of a revoked token are few, so only their entries past the first revocation are
     streamed (filtered by their actor's bytes in the database), and a dict of token states
     is all that is kept."""
+
     tokens: dict[str, tuple[ActorKey, int]] = {}  # token id -> (holder, issuing index)
     revoked: dict[str, int] = {}  # token id -> the index of its first revocation entry
     for chunk in side.entries_of_types(["access_token.issued", "access_token.revoked"]):
@@ -302,10 +303,13 @@ def _check_writes_after_revocation(side: BesideReader, report: BesideReport) -> 
     concerned = {a: spans for a, spans in held.items() if any(r is not None for _, r, _ in spans)}
     if concerned:
         first = min(r for spans in concerned.values() for _, r, _ in spans if r is not None)
-        needles = [
-            b'"actor":' + canonical({"id": a[0], "org": a[2], "role": a[1]}) for a in concerned
+        # A verified entry is canonical JSON, so it begins with its actor ("actor" sorts
+        # first of its keys): the database compares each entry's first bytes.
+        starts = [
+            b'{"actor":' + canonical({"id": a[0], "org": a[2], "role": a[1]}) + b","
+            for a in concerned
         ]
-        for chunk in side.entries_containing(needles, first):
+        for chunk in side.entries_starting_with(starts, first):
             for idx, raw in chunk:
                 who = _parse(raw).get("actor") or {}
                 key = (str(who.get("id")), str(who.get("role")), str(who.get("org")))

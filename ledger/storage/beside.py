@@ -227,22 +227,30 @@ class BesideReader:
         ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def entries_containing(
-        self, needles: Sequence[bytes], after: int
+    def entries_starting_with(
+        self, prefixes: Sequence[bytes], after: int
     ) -> Iterator[list[tuple[int, bytes]]]:
-        """(index, bytes) of every entry past ``after`` whose bytes contain one of
-        ``needles``, by index, in chunks: one streaming pass, filtered in the database."""
-        if not needles:
+        """(index, bytes) of every entry past ``after`` whose bytes begin with one of
+        ``prefixes``, by index, in chunks: one streaming pass, filtered in the database by a
+        comparison of each entry's first bytes (the same cost however many prefixes)."""
+        if not prefixes:
             return
-        test = "position(?::bytea in e.entry) > 0" if self._pg else "instr(e.entry, ?) > 0"
-        where = " OR ".join([test] * len(needles))
+        by_length: dict[int, list[bytes]] = {}
+        for prefix in prefixes:
+            by_length.setdefault(len(prefix), []).append(prefix)
+        cut = "substring(e.entry from 1 for {n})" if self._pg else "substr(e.entry, 1, {n})"
+        where = " OR ".join(
+            f"{cut.format(n=int(n))} IN ({', '.join('?' * len(group))})"
+            for n, group in sorted(by_length.items())
+        )
+        wanted = [p for _, group in sorted(by_length.items()) for p in group]
         while True:
             rows = self._conn.execute(
                 self._sql(
                     f"SELECT e.idx, e.entry FROM {self._t(ENTRIES_TABLE)} e "
                     f"WHERE e.idx > ? AND ({where}) ORDER BY e.idx LIMIT ?"
                 ),
-                (after, *needles, _CHUNK),
+                (after, *wanted, _CHUNK),
             ).fetchall()
             if not rows:
                 return
