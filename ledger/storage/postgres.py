@@ -86,6 +86,19 @@ def _head(row: DictRow | None) -> Head:
     )
 
 
+# The ``subject.id`` of an entry, read from its bytes: the canonical entry ends with its
+# ``prev``, ``subject``, ``time`` and ``type`` (keys sorted), so a pattern anchored at the
+# end finds the entry's own subject, never one inside ``data`` (NULL for other bytes). Only
+# built-in immutable functions: nothing an insider could redefine.
+_SUBJECT_PATTERN = (
+    r'"prev":"[0-9a-f]{64}","subject":\{"id":"([0-9a-f-]{36})","kind":"[^"]*",'
+    r'"version":[0-9]+\},"time":"[^"]*","type":"[^"]*"\}$'
+)
+ENTRY_SUBJECT = SQL("(substring(encode(entry, 'escape') from {}))").format(
+    Literal(_SUBJECT_PATTERN)
+)
+
+
 def _schema_statements(schema: str) -> list[Composed]:
     def table(name: str) -> Composed:
         return SQL("{}.{}").format(Identifier(schema), Identifier(name))
@@ -104,6 +117,11 @@ def _schema_statements(schema: str) -> list[Composed]:
         SQL(
             "CREATE INDEX IF NOT EXISTS ledger_entries_leaves ON {t} (idx) INCLUDE (leaf_hash)"
         ).format(t=table(ENTRIES_TABLE)),
+        # A record's entries found from the hashed entry bytes themselves, not from the event
+        # rows (an insider re-pointing an event row would hide an entry from the record's list).
+        SQL("CREATE INDEX IF NOT EXISTS ledger_entries_subject ON {t} ({s}, idx)").format(
+            t=table(ENTRIES_TABLE), s=ENTRY_SUBJECT
+        ),
         SQL(
             "CREATE TABLE IF NOT EXISTS {t} ("
             "id int PRIMARY KEY CHECK (id = 1), "
@@ -532,9 +550,11 @@ class PostgresLogReader:
         except ValueError:
             return []
         rows = self._conn.execute(
-            self._sql(
-                "SELECT e.idx FROM {v} s JOIN {e} e ON e.event_id = s.notification_id "
-                "WHERE s.originator_id = %s AND e.idx > %s AND e.idx < %s ORDER BY e.idx LIMIT %s"
+            SQL(
+                "SELECT idx FROM {e} WHERE {s} = %s AND idx > %s AND idx < %s ORDER BY idx LIMIT %s"
+            ).format(
+                e=SQL("{}.{}").format(Identifier(self._schema), Identifier(ENTRIES_TABLE)),
+                s=ENTRY_SUBJECT,
             ),
             (uid, after, stop, limit),
         ).fetchall()

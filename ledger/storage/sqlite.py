@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.sqlite import (
@@ -57,6 +58,12 @@ __all__ = [
     "SQLiteLogReader",
 ]
 
+# The ``subject.id`` of an entry, read from its bytes (NULL for bytes that are not JSON).
+ENTRY_SUBJECT = (
+    "(CASE WHEN json_valid(CAST(entry AS TEXT)) "
+    "THEN json_extract(CAST(entry AS TEXT), '$.subject.id') END)"
+)
+
 SCHEMA = [
     f"CREATE TABLE IF NOT EXISTS {ENTRIES_TABLE} ("
     "idx INTEGER PRIMARY KEY, "
@@ -67,6 +74,9 @@ SCHEMA = [
     # Leaf hashes alone, in index order: a proof's or a tile's 256 leaves read from a few
     # index pages, not from 256 rows that each carry a whole entry.
     f"CREATE INDEX IF NOT EXISTS ledger_entries_leaves ON {ENTRIES_TABLE} (idx, leaf_hash)",
+    # A record's entries found from the hashed entry bytes themselves, not from the event
+    # rows (an insider re-pointing an event row would hide an entry from the record's list).
+    f"CREATE INDEX IF NOT EXISTS ledger_entries_subject ON {ENTRIES_TABLE} ({ENTRY_SUBJECT}, idx)",
     f"CREATE TABLE IF NOT EXISTS {HEAD_TABLE} ("
     "id INTEGER PRIMARY KEY CHECK (id = 1), "
     "size INTEGER NOT NULL, "
@@ -359,11 +369,14 @@ class SQLiteLogReader:
         return None if row is None or row[0] is None else int(row[0])
 
     def subject_indexes(self, subject_id: str, stop: int, limit: int, after: int = -1) -> list[int]:
+        try:
+            uid = str(UUID(subject_id))
+        except ValueError:
+            return []
         rows = self._conn.execute(
-            f"SELECT e.idx FROM {EVENTS_TABLE} s JOIN {ENTRIES_TABLE} e "
-            "ON e.event_id = s.rowid WHERE s.originator_id = ? AND e.idx > ? AND e.idx < ? "
-            "ORDER BY e.idx LIMIT ?",
-            (subject_id.replace("-", "").lower(), after, stop, limit),
+            f"SELECT idx FROM {ENTRIES_TABLE} WHERE {ENTRY_SUBJECT} = ? AND idx > ? AND idx < ? "
+            "ORDER BY idx LIMIT ?",
+            (uid, after, stop, limit),
         ).fetchall()
         return [int(r[0]) for r in rows]
 

@@ -15,6 +15,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -393,31 +394,32 @@ def test_an_entry_left_out_of_the_record_fails(tampered_site: Site, page: Any) -
 
 LIMIT = (
     "is not detected by this page, but by running “ledger verify” on the store, or by reading "
-    "the whole log, which still holds it."
+    "the whole log and checking it against its signed checkpoint."
 )
 
 
-def test_hidden_latest_entries_are_a_stated_limit(tampered_site: Site, page: Any) -> None:
-    """Red-team finding 3: the insider re-points the event rows of an enacted proposal's last
-    entries to another aggregate and winds its read models back to before them. The server's
-    list of the record's entries then ends early and the page (showing "recommended")
-    verifies; the panel says plainly that the list comes from the server and that a latest
-    entry left out is found by `ledger verify` or by reading the whole log, and both do."""
-    site = tampered_site
+@dataclass
+class _Hidden:
+    """An enacted proposal whose entries from ``cut`` (version ``version``) on are hidden."""
+
+    proposal: dict[str, Any]
+    entries: list[dict[str, Any]]
+    cut: int
+    version: int
+
+
+@contextmanager
+def _wound_back(site: Site) -> Iterator[_Hidden]:
+    """An enacted proposal's read models as they stood before the entry that enacted it
+    (rows from that entry on deleted, the rows it closed reopened); put back afterwards."""
     enacted = next(p for p in site.proposals if p["status"] == "enacted")
-    listed = site.json(f"/subjects/{enacted['id']}/entries")["entries"]
-    entries = [json.loads(e["entry"]) for e in listed]
-    hidden = next(
+    entries = entries_of(site, enacted["id"])
+    enacting = next(
         e
         for e in entries
         if e["type"] == "proposal.status_changed" and e["data"]["new_status"] == "enacted"
     )
-    cut, version = hidden["index"], hidden["subject"]["version"]
-    real, fake = uuid.UUID(enacted["id"]), uuid.UUID(int=1)
-
-    def as_stored(u: uuid.UUID) -> Any:
-        return u.hex if site.kind == "sqlite" else u
-
+    cut = enacting["index"]
     tables = {
         "pv_proposals": "id = ?",
         "pv_versions": "proposal_id = ?",
@@ -427,39 +429,105 @@ def test_hidden_latest_entries_are_a_stated_limit(tampered_site: Site, page: Any
     with contextlib.ExitStack() as kept:
         for table, where in tables.items():
             kept.enter_context(insider(site, table, where, enacted["id"]))
+        for table, where in tables.items():
+            column = {"pv_versions": "created_index", "pv_proposal_timeline": "idx"}.get(
+                table, "valid_from"
+            )
+            run(site, f"DELETE FROM {table} WHERE {where} AND {column} >= ?", enacted["id"], cut)
+            if column == "valid_from":
+                run(
+                    site,
+                    f"UPDATE {table} SET valid_to = NULL WHERE {where} AND valid_to >= ?",
+                    enacted["id"],
+                    cut,
+                )
+        yield _Hidden(enacted, entries, cut, enacting["subject"]["version"])
+
+
+def _ledger_verify(site: Site) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "verify", "--log-only"],
+        cwd=ROOT, env=site.store.env(), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_re_pointed_event_rows_no_longer_hide_a_records_latest_entries(
+    tampered_site: Site, page: Any
+) -> None:
+    """Red-team finding 3, its SQL: the insider re-points the event rows of an enacted
+    proposal's last entries to another aggregate and winds its read models back to before
+    them. The record's list is read from the hashed entry bytes, so it still holds them: the
+    page (showing "recommended") fails its Verify; `ledger verify` reports the event rows."""
+    site = tampered_site
+    with _wound_back(site) as hidden:
+        real, fake = uuid.UUID(hidden.proposal["id"]), uuid.UUID(int=1)
+
+        def as_stored(u: uuid.UUID) -> Any:
+            return u.hex if site.kind == "sqlite" else u
+
         run(
             site,
             "UPDATE ledger_events SET originator_id = ? "
             "WHERE originator_id = ? AND originator_version >= ?",
             as_stored(fake),
             as_stored(real),
-            version,
+            hidden.version,
         )
         try:
-            # The read models as they stood before the hidden entries.
-            for table, where in tables.items():
-                column = {"pv_versions": "created_index", "pv_proposal_timeline": "idx"}.get(
-                    table, "valid_from"
-                )
-                run(
-                    site, f"DELETE FROM {table} WHERE {where} AND {column} >= ?", enacted["id"], cut
-                )
-                if column == "valid_from":
-                    run(
-                        site,
-                        f"UPDATE {table} SET valid_to = NULL WHERE {where} AND valid_to >= ?",
-                        enacted["id"],
-                        cut,
-                    )
-            answer = site.json(f"/subjects/{enacted['id']}/entries")
-            assert len(answer["entries"]) == version - 1  # the server's list ends early
-            url = proposal_url(site, enacted)
+            answer = site.json(f"/subjects/{hidden.proposal['id']}/entries")
+            assert len(answer["entries"]) == len(hidden.entries)  # nothing hidden
+            url = proposal_url(site, hidden.proposal)
             page.goto(url)
             assert page.locator("[data-fact=status]").inner_text().lower() == "recommended"
-            text = verified(page, url)  # the limit, reproduced: the page cannot tell
+            text = failed(page, url)
+            assert (
+                "the page shows “status” as “recommended” but the log's entries say “enacted”"
+                in text
+            )
+            result = _ledger_verify(site)
+            assert result.returncode == 1, result.stderr
+            assert (
+                f"DAMAGED at index {hidden.cut}: event row differs from its entry" in result.stderr
+            )
+        finally:
+            run(
+                site,
+                "UPDATE ledger_events SET originator_id = ? WHERE originator_id = ?",
+                as_stored(real),
+                as_stored(fake),
+            )
+    verified(page, proposal_url(site, hidden.proposal))
+
+
+def test_hidden_latest_entries_are_a_stated_limit(tampered_site: Site, page: Any) -> None:
+    """To hide a record's latest entries from its list the insider must now edit their hashed
+    bytes (the subject they name). The list then ends early and the page cannot tell: it
+    verifies, and the panel says plainly that the list comes from the server and that a
+    latest entry left out is found by `ledger verify` or by reading the whole log; both do."""
+    site = tampered_site
+    with _wound_back(site) as hidden:
+        real = f'"subject":{{"id":"{hidden.proposal["id"]}"'
+        fake = f'"subject":{{"id":"{uuid.UUID(int=1)}"'
+        edit = (
+            "UPDATE ledger_entries SET entry = CAST(replace(CAST(entry AS TEXT), ?, ?) AS BLOB) "
+            "WHERE idx >= ? AND idx <= ?"
+            if site.kind == "sqlite"
+            else "UPDATE ledger_entries SET entry = "
+            "convert_to(replace(convert_from(entry, 'UTF8'), ?, ?), 'UTF8') "
+            "WHERE idx >= ? AND idx <= ?"
+        )
+        last = hidden.entries[-1]["index"]
+        run(site, edit, real, fake, hidden.cut, last)
+        try:
+            answer = site.json(f"/subjects/{hidden.proposal['id']}/entries")
+            assert len(answer["entries"]) == hidden.version - 1  # the list ends early
+            url = proposal_url(site, hidden.proposal)
+            page.goto(url)
+            assert page.locator("[data-fact=status]").inner_text().lower() == "recommended"
+            text = verified(page, url)  # the limit: the page cannot tell
             assert (
                 "The server's list of this proposal's entries runs from version 1 to "
-                f"{version - 1} with no gap" in text
+                f"{hidden.version - 1} with no gap" in text
             )
             assert "are all there" not in text
             details = page.locator("[data-verify-details]").inner_text()
@@ -469,28 +537,27 @@ def test_hidden_latest_entries_are_a_stated_limit(tampered_site: Site, page: Any
             )
             assert LIMIT in details
             screenshot(page, f"verify-record-hidden-latest-{site.kind}", around=".verify")
-            # What the panel names as detecting it does: the event rows no longer match the
-            # entries they are logged as.
-            result = subprocess.run(
-                [sys.executable, "-m", "ledger.cli", "verify", "--log-only"],
-                cwd=ROOT, env=site.store.env(),
-                capture_output=True, text=True, timeout=300, check=False,
-            )  # fmt: skip
+            # What the panel names as detecting it does: the bytes no longer hash to the
+            # leaves the signed checkpoints commit to ...
+            result = _ledger_verify(site)
             assert result.returncode == 1, result.stderr
-            assert f"DAMAGED at index {cut}: event row differs from its entry" in result.stderr
-            # And the log itself still holds the hidden entry, for anyone reading all of it.
-            logged = site.json(f"/entries/{cut}")
-            assert json.loads(logged["entry"])["subject"] == hidden["subject"]
+            assert f"DAMAGED at index {hidden.cut}: " in result.stderr, result.stderr
+            # ... and a fresh audit, reading the whole log and checking it against its signed
+            # checkpoint, fails too.
+            _, _, key = site.get("/public-key")
+            with tempfile.TemporaryDirectory() as scratch:
+                audited = subprocess.run(
+                    [sys.executable, "-m", "ledger.cli", "audit", site.base,
+                     "--key", key.decode().strip(), "--state", f"{scratch}/audit.state"],
+                    cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+                )  # fmt: skip
+            assert audited.returncode == 1, audited.stderr
+            assert "ledger audit: FAILED" in audited.stderr, audited.stderr
         finally:
-            run(
-                site,
-                "UPDATE ledger_events SET originator_id = ? WHERE originator_id = ?",
-                as_stored(real),
-                as_stored(fake),
-            )
-    assert len(site.json(f"/subjects/{enacted['id']}/entries")["entries"]) == len(entries)
-    text = verified(page, proposal_url(site, enacted))
-    assert f"from version 1 to {len(entries)} with no gap" in text
+            run(site, edit, fake, real, hidden.cut, last)
+    assert len(entries_of(site, hidden.proposal["id"])) == len(hidden.entries)
+    text = verified(page, proposal_url(site, hidden.proposal))
+    assert f"from version 1 to {len(hidden.entries)} with no gap" in text
 
 
 def test_lists_from_other_records_are_said_not_proven_complete(

@@ -1399,7 +1399,7 @@
         "Not proven: that this list of the " + report.recordKind + "'s entries, which comes from the " + (report.mirror ? "mirror" : "server") +
           ", is complete: a latest entry it leaves out (up to " +
           (report.at !== null ? "entry " + report.at + ", where this page stands" : "the checkpoint of size " + report.size) +
-          ") is not detected by this page, but by running “ledger verify” on the store, or by reading the whole log, which still holds it." +
+          ") is not detected by this page, but by running “ledger verify” on the store, or by reading the whole log and checking it against its signed checkpoint." +
           (OTHER_LISTS[report.pageKind]
             ? " " + OTHER_LISTS[report.pageKind] + " come from other records: each is checked for what it names, not for being complete."
             : "")
