@@ -37,7 +37,12 @@ from api.auth import PUBLISH, UPLOAD, Principal, authenticate
 from api.errors import ProblemError
 from api.responses import JSONResponse
 from api.routes.writes import WRITE_RESPONSES
+from ledger.application import LedgerApplication
+from ledger.checkpoint import CheckpointError, verify_note
 from ledger.commitments import matches
+from ledger.errors import DamagedLogError
+from ledger.merkle import ProofError, hash_leaf, verify_inclusion
+from ledger.proofs import ProofBuilder
 from ledger.storage.base import LogReader
 from ledger.storage.side import DamagedDocumentError, Document, SideStore
 from projections.reader import ReadModels
@@ -100,16 +105,45 @@ def _fields(entry: bytes) -> tuple[str, str, dict[str, Any]] | None:
     return kind, str(subject), data
 
 
-def _subject_entries(log: LogReader, subject: str) -> list[tuple[str, dict[str, Any]]]:
-    """(type, data) of each entry whose bytes name ``subject`` among those the events
-    table links to it (a re-pointed event row can hide an entry, never add one)."""
-    found: list[tuple[str, dict[str, Any]]] = []
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    index: int
+    raw: bytes
+    kind: str
+    data: dict[str, Any]
+
+
+def _subject_entries(log: LogReader, subject: str) -> list[_Entry]:
+    """Each entry whose bytes name ``subject`` among those the events table links to it
+    (a re-pointed event row can hide an entry, never add one)."""
+    found: list[_Entry] = []
     for index in log.subject_indexes(subject, log.extent(), _SUBJECT_ENTRIES):
         for entry in log.entries(index, index + 1):
             fields = _fields(entry)
             if fields is not None and fields[1] == subject:
-                found.append((fields[0], fields[2]))
+                found.append(_Entry(index, entry, fields[0], fields[2]))
     return found
+
+
+def _proven(request: Request, entry: _Entry) -> bool:
+    """Whether ``entry``'s bytes are the log's at its index: included in the latest
+    checkpoint, whose signature by the log's key is checked. Bytes edited in the entries
+    table (and put back later) would otherwise grant a read while the edit is in place."""
+    log: LogReader = request.app.state.readers.get()
+    latest = log.checkpoint()
+    if latest is None:
+        return False
+    app: LedgerApplication = request.app.state.ledger
+    try:
+        checkpoint = verify_note(latest[2], app.signer.verifier())
+        if entry.index >= checkpoint.size:
+            return False
+        builder = ProofBuilder(log, request.app.state.tile_cache)
+        proof = builder.inclusion(entry.index, checkpoint.size)
+        verify_inclusion(hash_leaf(entry.raw), entry.index, checkpoint.size, proof, checkpoint.root)
+    except (CheckpointError, ProofError, DamagedLogError, ValueError):
+        return False
+    return True
 
 
 def _publishes(kind: str, data: dict[str, Any], sha256: str) -> bool:
@@ -151,9 +185,10 @@ def _published(request: Request, sha256: str) -> bool:
     candidates |= set(side.embargoes_of(sha256))  # fmt: skip
     log: LogReader = state.readers.get()
     for subject in sorted(candidates):
-        if any(_publishes(k, d, sha256) for k, d in _subject_entries(log, subject)):
-            known.add(sha256)
-            return True
+        for entry in _subject_entries(log, subject):
+            if _publishes(entry.kind, entry.data, sha256) and _proven(request, entry):
+                known.add(sha256)
+                return True
     return False
 
 
@@ -180,17 +215,18 @@ def _embargoes(request: Request, sha256: str) -> tuple[list[str], set[str]]:
             continue
         entries = _subject_entries(log, publication_id)
         if not any(
-            kind == "publication.embargoed"
-            and isinstance(data.get("commitment"), str)
-            and matches(data["commitment"], salt.salt, found.content)
-            for kind, data in entries
+            e.kind == "publication.embargoed"
+            and isinstance(e.data.get("commitment"), str)
+            and matches(e.data["commitment"], salt.salt, found.content)
+            and _proven(request, e)
+            for e in entries
         ):
             continue
         embargoed.append(publication_id)
         granted |= {
-            str(data.get("organisation_id"))
-            for kind, data in entries
-            if kind == "publication.prerelease_access_granted"
+            str(e.data.get("organisation_id"))
+            for e in entries
+            if e.kind == "publication.prerelease_access_granted" and _proven(request, e)
         }
     return embargoed, granted
 

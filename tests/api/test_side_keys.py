@@ -341,3 +341,43 @@ def test_ledger_verify_finds_an_uploads_row_without_its_mac(store: Store) -> Non
     said = damaged.stdout + damaged.stderr
     assert "uploads row without the service's MAC" in said
     assert outsider.principal in said
+
+
+def test_entry_bytes_edited_to_publish_an_embargoed_document_expose_nothing(store: Store) -> None:
+    """An insider rewrites the embargo's entry bytes in `ledger_entries` into a publication
+    of the embargoed SHA-256 (to put them back after reading): the service checks each entry
+    it relies on against the signed checkpoint, so the document stays not found."""
+    with open_api(store) as api:
+        content = b"the embargoed forecast\n"
+        pid, sha = _embargo(api, content, api.officials["publisher"])
+        outsider = _other_org_recorder(api, "Riverside Civic Panel")
+        poll(api, f"/publications/{pid}", lambda r: r.status_code == 200)
+        conn = store.connect()
+        try:
+            rows = conn.execute("SELECT idx, entry FROM ledger_entries ORDER BY idx").fetchall()
+        finally:
+            conn.close()
+        (index, original) = next(
+            (int(i), bytes(e))
+            for i, e in rows
+            if json.loads(bytes(e))["type"] == "publication.embargoed"
+            and json.loads(bytes(e))["subject"]["id"] == pid
+        )
+        forged = json.loads(original)
+        forged["type"] = "publication.published"
+        forged["data"] = {**forged["data"], "sha256": sha, "size": len(content)}
+        forged_bytes = json.dumps(forged, separators=(",", ":"), sort_keys=True).encode()
+        assert _sql(store, "UPDATE ledger_entries SET entry = ? WHERE idx = ?", forged_bytes, index)
+        answer = _read(api, outsider, sha)
+        assert answer.status_code == 404, answer.text[:200]
+        assert content not in answer.content
+        _sql(
+            store,
+            "UPDATE pv_publications SET state = 'published', sha256 = ? WHERE id = ?",
+            sha,
+            pid,
+        )
+        public = api.client.get(f"/publications/{pid}/document")
+        assert public.status_code == 404
+        assert content not in public.content
+        _sql(store, "UPDATE ledger_entries SET entry = ? WHERE idx = ?", original, index)
