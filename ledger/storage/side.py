@@ -140,7 +140,7 @@ class AttendanceSalt:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A signed-in official's browser session (the cookie holds a secret; this, its hash)."""
+    """A signed-in official's browser session (the cookie holds a secret; this, its HMAC)."""
 
     session_hash: str
     token_id: str
