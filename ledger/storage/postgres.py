@@ -86,16 +86,18 @@ def _head(row: DictRow | None) -> Head:
     )
 
 
-# The ``subject.id`` of an entry, read from its bytes: the canonical entry ends with its
-# ``prev``, ``subject``, ``time`` and ``type`` (keys sorted), so a pattern anchored at the
-# end finds the entry's own subject, never one inside ``data`` (NULL for other bytes). Only
-# built-in immutable functions: nothing an insider could redefine.
-_SUBJECT_PATTERN = (
-    r'"prev":"[0-9a-f]{64}","subject":\{"id":"([0-9a-f-]{36})","kind":"[^"]*",'
-    r'"version":[0-9]+\},"time":"[^"]*","type":"[^"]*"\}$'
-)
-ENTRY_SUBJECT = SQL("(substring(encode(entry, 'escape') from {}))").format(
-    Literal(_SUBJECT_PATTERN)
+# The ``subject.id`` of an entry, read from its bytes. A canonical entry's keys are sorted,
+# so it ends ``"prev":"<64 hex>","subject":{"id":"<uuid>",…},"time":…,"type":…}``: the last
+# ``"prev":"`` in it is its own (nothing after it holds one), and is found in its last 512
+# bytes (the tail is under 320 bytes). NULL for other bytes. Only built-in immutable
+# functions, so nothing an insider could redefine; about 20 µs an entry, against ~150 µs for
+# an anchored regular expression.
+_TAIL = "encode(substring(entry from greatest(length(entry) - 511, 1)), 'escape')"
+_PREV = f'(length({_TAIL}) - strpos(reverse({_TAIL}), \'":"verp"\') - 6)'
+ENTRY_SUBJECT = SQL(
+    f'(CASE WHEN strpos(reverse({_TAIL}), \'":"verp"\') > 0 '
+    f'AND substring({_TAIL} from {_PREV} + 72 for 19) = \'","subject":{{"id":"\' '
+    f"THEN substring({_TAIL} from {_PREV} + 91 for 36) END)"
 )
 
 

@@ -62,7 +62,12 @@ def test_the_index_reads_the_entrys_own_subject(
 ) -> None:
     """Whatever ``data`` and ``actor`` hold (a nested "subject" with another id included),
     the expression finds the entry's own subject."""
-    decoy = {"subject": {"id": str(uuid.UUID(int=7)), "kind": kind, "version": 1}}
+    decoy = {
+        "prev": "a" * 64,
+        "subject": {"id": str(uuid.UUID(int=7)), "kind": kind, "version": 1},
+        "time": "2030-01-01T00:00:00.000000Z",
+        "type": "decoy",
+    }
     entry = encode_entry(
         index=3,
         prev=GENESIS_PREV,
@@ -70,7 +75,7 @@ def test_the_index_reads_the_entrys_own_subject(
         subject={"kind": kind, "id": str(subject), "version": version},
         time="2030-01-01T00:00:00.000000Z",
         actor=actor,
-        data={**data, "nested": decoy},
+        data={**data, "nested": decoy, "zz": decoy},
     )
     assert _subject_in_db(store, entry) == str(subject)
     assert _subject_in_db(store, b"\xff not json") is None
