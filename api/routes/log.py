@@ -218,12 +218,12 @@ def subject_entries(
     after: Annotated[int, Query(ge=-1, le=MAX)] = -1,
     limit: Annotated[int, Query(ge=1, le=MAX_SUBJECT_ENTRIES)] = MAX_SUBJECT_ENTRIES,
 ) -> dict[str, Any]:
-    """The entries whose subject is ``subject_id`` (found from the event rows, not from any
-    read model), oldest first, each with its inclusion proof to the checkpoint of ``size``
-    (the latest when omitted). The list is a hint, not a claim: a verifier checks each proof
-    and that the record's versions run 1, 2, 3 … without a gap. It cannot tell whether the
-    record's latest entries were left out (event rows re-pointed with SQL): `ledger verify`
-    finds that, and every entry is still in the log under its own subject."""
+    """The entries whose subject is ``subject_id`` (found from the entry bytes themselves,
+    not from the event rows or any read model), oldest first, each with its inclusion proof
+    to the checkpoint of ``size`` (the latest when omitted). The list is a hint, not a claim:
+    a verifier checks each proof and that the record's versions run 1, 2, 3 … without a gap.
+    It cannot tell whether the record's latest entries were left out: `ledger verify` on the
+    store, or reading the whole log against its checkpoint, finds that."""
     try:
         subject = str(uuid.UUID(subject_id))
     except ValueError:
