@@ -578,8 +578,8 @@ def test_lists_from_other_records_are_said_not_proven_complete(
             "The publications listed about this proposal come from other records"
         ),
         f"{site.base}/web/organisations/{gateway['sponsor_org']}": (
-            "The proposals, amendments and dissents listed for this organisation, and its "
-            "participation counts, come from other records"
+            "The proposals, amendments and dissents listed for this organisation come from "
+            "other records"
         ),
     }
     for url, sentence in shown.items():

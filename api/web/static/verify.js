@@ -1009,7 +1009,7 @@
   var OTHER_LISTS = {
     proposal: "The publications listed about this proposal",
     meeting: "The amendments, versions and publications listed as raised, agreed or published about this meeting",
-    organisation: "The proposals, amendments and dissents listed for this organisation, and its participation counts,",
+    organisation: "The proposals, amendments and dissents listed for this organisation",
   };
 
   function describeFact(key) {
