@@ -430,7 +430,10 @@ class SideStore:
 
     def unmatched_uploads(self) -> list[tuple[str, str, str]]:
         """(sha256, holder, organisation) of every uploads row without this service's MAC
-        (inserted or edited with SQL, or made before MACs): for ``ledger verify``."""
+        (inserted or edited with SQL, or made before MACs): for ``ledger verify``. A store
+        that has no uploads table yet (made before it, not yet migrated) has no such row."""
+        if not self._has_table(DOCUMENT_UPLOADS_TABLE):
+            return []
         sql = (
             f"SELECT u.sha256, u.principal, u.org, u.token_id, u.media_type, m.mac "
             f"FROM {DOCUMENT_UPLOADS_TABLE} u LEFT JOIN {UPLOAD_MACS_TABLE} m "
@@ -451,6 +454,12 @@ class SideStore:
                 str(r[5]),
             )
         ]
+
+    def _has_table(self, table: str) -> bool:
+        if self._pg:
+            found = self._one("SELECT to_regclass(?)", (f"{self._settings.pg_schema}.{table}",))
+            return found is not None and found[0] is not None
+        return self._one("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)) is not None
 
     def embargoes_of(self, sha256: str) -> list[str]:
         """The ids of the embargoed publications whose commitment is to ``sha256`` (released
