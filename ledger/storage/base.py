@@ -239,7 +239,8 @@ class LogReader(Protocol):
 
     def subject_indexes(self, subject_id: str, stop: int, limit: int, after: int = -1) -> list[int]:
         """Indexes ``after < index < stop`` of the entries about aggregate ``subject_id``, in
-        order, at most ``limit``: read from the event rows, never from a read model."""
+        order, at most ``limit``: found from the entry bytes themselves (an index of each
+        entry's own subject), never from the event rows or a read model."""
 
     def close(self) -> None:
         """Release the connection."""
