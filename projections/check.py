@@ -39,6 +39,8 @@ from projections.search import _FTS_SQLITE, _PER_ENTRY, FTS
 
 __all__ = ["SCRATCH_PREFIX", "check_read_models"]
 
+CHECK_CACHE_ROWS = 20_000  # current rows the scratch rebuild keeps between batches
+
 SCRATCH_PREFIX = ".verify-scratch-"
 RUNNER = "runner"  # the "view" named for the runner's own entry index, pv_entries
 
@@ -370,7 +372,9 @@ def _check(
         if size is not None and positions[view.name] < size:
             report.lagging.append(Lag(view.name, positions[view.name], size))
     log = open_reader(settings, snapshot=False)
-    runner = Runner(db, log, built)
+    # A bounded row cache keeps the check's memory flat whatever the log's size (a rebuild
+    # keeps up to MAX_CACHED_ROWS, whose footprint grows with the log up to that many).
+    runner = Runner(db, log, built, cache_rows=CHECK_CACHE_ROWS)
     try:
         runner.setup(lock=False)
         if db.dialect == "postgresql":
