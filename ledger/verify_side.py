@@ -157,6 +157,15 @@ def _entries_for(
     return {idx: _parse(raw) for idx, raw in found.items()}
 
 
+def _not_about(entry: dict[str, Any] | None, entry_type: str, token_id: str) -> str | None:
+    """None if ``entry`` is a ``entry_type`` entry about ``token_id``; else what it is."""
+    if entry is None:
+        return "no entry"
+    if entry["type"] != entry_type or _id(entry["subject"]["id"]) != _id(token_id):
+        return f"a {entry['type']} entry"
+    return None
+
+
 def _check_tokens(side: BesideReader, report: BesideReport) -> dict[str, dict[str, str]]:
     """Token rows vs ``access_token.issued`` entries; returns each logged token's facts."""
     logged: dict[str, dict[str, str]] = {}
@@ -166,12 +175,8 @@ def _check_tokens(side: BesideReader, report: BesideReport) -> dict[str, dict[st
         for token_id, principal, org, role, idx in chunk:
             key = f"token_id={token_id}"
             entry = entries.get(int(idx))
-            if (
-                entry is None
-                or entry["type"] != "access_token.issued"
-                or _id(entry["subject"]["id"]) != _id(token_id)
-            ):
-                what = "no entry" if entry is None else f"a {entry['type']} entry"
+            what = _not_about(entry, "access_token.issued", token_id)
+            if entry is None or what is not None:
                 report.add(
                     Finding(
                         DamageKind.TOKEN_UNLOGGED,
@@ -234,12 +239,8 @@ def _check_revocations(side: BesideReader, report: BesideReport) -> None:
         entries = _entries_for(side, chunk, 1)
         for token_id, idx in chunk:
             entry = entries.get(int(idx))
-            if (
-                entry is None
-                or entry["type"] != "access_token.revoked"
-                or _id(entry["subject"]["id"]) != _id(token_id)
-            ):
-                what = "no entry" if entry is None else f"a {entry['type']} entry"
+            what = _not_about(entry, "access_token.revoked", token_id)
+            if what is not None:
                 report.add(
                     Finding(
                         DamageKind.REVOCATION_UNLOGGED,
