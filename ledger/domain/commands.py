@@ -759,7 +759,6 @@ _DECLARED: tuple[Command, ...] = (
             ),
             _EXPECTED,
         ),
-        channels=frozenset({"api", "import"}),
     ),
     Command(
         "close_consultation",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
 import orjson
 
+from ledger.actors import Actor
 from ledger.application import LedgerApplication
 from tests.conftest import Store
 from tests.helpers import record_sample
@@ -110,8 +112,9 @@ def test_record_prints_a_receipt_and_refusals_are_one_line(store: Store) -> None
         assert result.returncode == 2
         assert_one_line(result.stderr)
     result = ledger(env, *args, "--json", '{"process_id": "x", "nonsense": 1}')
-    assert result.returncode == 2
-    assert "invalid arguments for add_strand" in result.stderr
+    assert result.returncode == 1
+    assert_one_line(result.stderr)
+    assert "ledger record: nonsense: is not a field of add_strand" in result.stderr
     result = ledger(
         env,
         "record",
@@ -128,6 +131,84 @@ def test_record_prints_a_receipt_and_refusals_are_one_line(store: Store) -> None
     assert result.returncode == 1
     assert_one_line(result.stderr)
     assert ledger(env, "verify").returncode == 0
+
+
+def test_record_refuses_a_bad_field_in_one_line_naming_it_and_records_nothing(
+    store: Store,
+) -> None:
+    """`ledger record` checks the command's declaration: `<field>: <rule>`, exit 1, no entry
+    (a list where a strand id is expected exited 70 with an internal TypeError)."""
+    app = LedgerApplication(store.settings)
+    sample = record_sample(app)
+    app.close()
+    env = store.env()
+    who = ["--actor", "j.smith", "--org", sample.org_ids[0]]
+    cases = {
+        "add_strand": (
+            {"process_id": sample.process_id, "strand_id": ["a", "b"], "title": "T"},
+            "ledger record: strand_id: must be text (got a list)",
+        ),
+        "schedule_meeting": (
+            {
+                "process_id": sample.process_id,
+                "title": "M",
+                "starts_at": "next tuesday",
+            },
+            "ledger record: starts_at: must be",
+        ),
+        "start_process": ({"title": 7}, "ledger record: title: must be text"),
+    }
+    for name, (payload, said) in cases.items():
+        result = ledger(env, "record", name, *who, "--json", orjson.dumps(payload).decode())
+        assert result.returncode == 1, (name, result.stderr)
+        assert_one_line(result.stderr)
+        assert said in result.stderr, (name, result.stderr)
+        assert "internal error" not in result.stderr
+    entries = ledger(env, "entries").stdout.splitlines()
+    assert len(entries) == len(sample.receipts)
+
+
+def test_record_takes_consultation_responses_and_explains_embargo(store: Store) -> None:
+    """record_consultation_response is recorded by `ledger record`; embargo_publication,
+    which needs the document's bytes, is a one-line refusal saying how to record it."""
+    app = LedgerApplication(store.settings)
+    sample = record_sample(app)
+    setup = Actor(id="setup", role="admin", org=sample.org_ids[0])
+    content = b"the consultation document\n"
+    sha = hashlib.sha256(content).hexdigest()
+    app.side.put_document(sha, "text/plain", content)
+    cid = app.open_consultation(
+        process_id=sample.process_id,
+        title="C",
+        questions=[{"id": "q1", "text": "Q?"}],
+        documents=[sha],
+        closes_at="2099-01-01T00:00:00Z",
+        actor=setup,
+    ).subject_id
+    app.close()
+    env = store.env()
+    who = ["--actor", "j.smith", "--org", sample.org_ids[0]]
+    payload = {
+        "consultation_id": cid,
+        "answers": [{"question_id": "q1", "text": "Yes"}],
+        "org_id": sample.org_ids[0],
+    }
+    result = ledger(
+        env,
+        "record",
+        "record_consultation_response",
+        *who,
+        "--json",
+        orjson.dumps(payload).decode(),
+    )
+    assert result.returncode == 0, result.stderr
+    entry = orjson.loads(orjson.loads(result.stdout)["entry"])
+    assert entry["type"] == "consultation.response_received"
+    result = ledger(env, "record", "embargo_publication", *who, "--json", "{}")
+    assert result.returncode == 2
+    assert_one_line(result.stderr)
+    assert "POST /documents" in result.stderr
+    assert "unknown command" not in result.stderr
 
 
 def test_entries_prints_verbatim_bytes(store: Store) -> None:
